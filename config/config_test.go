@@ -1,0 +1,87 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Default().Validate() = %v", err)
+	}
+}
+
+func TestOverlayOrder(t *testing.T) {
+	c := Default()
+	yml := "edge:\n  ack_wait: 5s\n  max_inflight: 10\nnats:\n  url: nats://a:4222\n"
+	if err := c.LoadYAML(strings.NewReader(yml)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ApplyEnv([]string{"HERALD_NATS_URL=nats://b:4222,nats://c:4222", "HERALD_EDGE_MAX_INFLIGHT=20", "PATH=/bin"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set("edge.max_inflight", "30"); err != nil {
+		t.Fatal(err)
+	}
+	if c.Edge.AckWait != 5*time.Second {
+		t.Errorf("ack_wait = %v, want 5s from YAML", c.Edge.AckWait)
+	}
+	if got := c.NATS.URLs(); len(got) != 2 || got[1] != "nats://c:4222" {
+		t.Errorf("nats urls = %v, want env value", got)
+	}
+	if c.Edge.MaxInflight != 30 {
+		t.Errorf("max_inflight = %d, want flag value 30", c.Edge.MaxInflight)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUnknownKeysAreErrors(t *testing.T) {
+	c := Default()
+	if err := c.LoadYAML(strings.NewReader("edge:\n  ack_wiat: 5s\n")); err == nil || !strings.Contains(err.Error(), "ack_wiat") {
+		t.Errorf("LoadYAML with a typo = %v, want an error naming ack_wiat", err)
+	}
+	if err := c.ApplyEnv([]string{"HERALD_NOPE=1"}); err == nil || !strings.Contains(err.Error(), "HERALD_NOPE") {
+		t.Errorf("ApplyEnv unknown = %v", err)
+	}
+	if err := c.Set("edge.nope", "1"); err == nil {
+		t.Error("Set unknown path succeeded")
+	}
+}
+
+func TestValidateNamesField(t *testing.T) {
+	cases := []struct {
+		path, value string
+	}{
+		{"edge.delivery", "carrier-pigeon"},
+		{"edge.max_inflight", "0"},
+		{"stream.replicas", "7"},
+		{"stream.name", "a.b"},
+		{"ingest.max_batch", "0"},
+		{"nats.url", "::nope"},
+		{"log.level", "loud"},
+		{"listen", "8080"},
+		{"ingest.producer_keys", "short"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.path, func(t *testing.T) {
+			c := Default()
+			if err := c.Set(tc.path, tc.value); err != nil {
+				t.Fatal(err)
+			}
+			err := c.Validate()
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Path != tc.path {
+				t.Fatalf("Validate() = %v, want a FieldError for %s", err, tc.path)
+			}
+		})
+	}
+	c := Default()
+	if err := c.Set("edge.ack_wait", "soon"); err == nil || !strings.Contains(err.Error(), "edge.ack_wait") {
+		t.Errorf("Set bad duration = %v", err)
+	}
+}

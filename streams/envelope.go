@@ -1,0 +1,129 @@
+package streams
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Envelope limits and defaults (SPEC §3).
+const (
+	DefaultPriority = 5
+	MaxPriority     = 10
+	MaxIDLen        = 128
+	MaxTags         = 32
+	MaxTagLen       = 128
+)
+
+// ErrInvalidMessage is wrapped by every envelope validation error.
+var ErrInvalidMessage = errors.New("invalid message")
+
+// Envelope is a message as stored in the stream and, with Seq set, as
+// delivered to clients.
+type Envelope struct {
+	ID       string          `json:"id,omitempty"`
+	User     string          `json:"user,omitempty"`
+	Time     time.Time       `json:"time"`
+	Title    string          `json:"title,omitempty"`
+	Body     string          `json:"body,omitempty"`
+	Priority *int            `json:"priority,omitempty"`
+	Tags     []string        `json:"tags,omitempty"`
+	Data     json.RawMessage `json:"data,omitempty"`
+	Seq      uint64          `json:"seq,omitempty"`
+}
+
+// Validate checks the fields a producer controls. It does not check User,
+// which the caller validates with ValidateUser.
+func (e *Envelope) Validate() error {
+	if e.ID != "" {
+		if err := validateID(e.ID); err != nil {
+			return err
+		}
+	}
+	if e.Priority != nil && (*e.Priority < 0 || *e.Priority > MaxPriority) {
+		return fmt.Errorf("%w: priority %d is outside 0–%d", ErrInvalidMessage, *e.Priority, MaxPriority)
+	}
+	if len(e.Tags) > MaxTags {
+		return fmt.Errorf("%w: %d tags, at most %d", ErrInvalidMessage, len(e.Tags), MaxTags)
+	}
+	for _, t := range e.Tags {
+		if t == "" || len(t) > MaxTagLen || !utf8.ValidString(t) {
+			return fmt.Errorf("%w: a tag must be 1–%d bytes of UTF-8", ErrInvalidMessage, MaxTagLen)
+		}
+	}
+	if len(e.Data) > 0 {
+		d := bytes.TrimSpace(e.Data)
+		if bytes.Equal(d, []byte("null")) {
+			e.Data = nil
+		} else if len(d) == 0 || d[0] != '{' || !json.Valid(d) {
+			return fmt.Errorf("%w: data must be a JSON object", ErrInvalidMessage)
+		}
+	}
+	if e.Title == "" && e.Body == "" && len(e.Data) == 0 {
+		return fmt.Errorf("%w: a message needs a title, a body or data", ErrInvalidMessage)
+	}
+	return nil
+}
+
+// validateID checks an idempotency key: 1–128 printable ASCII characters, so
+// that it can travel as the Nats-Msg-Id header.
+func validateID(id string) error {
+	if len(id) > MaxIDLen {
+		return fmt.Errorf("%w: id is longer than %d characters", ErrInvalidMessage, MaxIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] <= ' ' || id[i] >= 0x7f {
+			return fmt.Errorf("%w: id must be printable ASCII without spaces", ErrInvalidMessage)
+		}
+	}
+	return nil
+}
+
+// ValidateID checks an idempotency key (an Idempotency-Key header or id field).
+func ValidateID(id string) error {
+	if id == "" {
+		return fmt.Errorf("%w: id is empty", ErrInvalidMessage)
+	}
+	return validateID(id)
+}
+
+// PriorityOrDefault returns the message priority, DefaultPriority when unset.
+func (e *Envelope) PriorityOrDefault() int {
+	if e.Priority == nil {
+		return DefaultPriority
+	}
+	return *e.Priority
+}
+
+// Encode returns the stored JSON form of the envelope (without seq).
+func (e Envelope) Encode() ([]byte, error) {
+	e.Seq = 0
+	p := e.PriorityOrDefault()
+	e.Priority = &p
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("streams: encode envelope: %w", err)
+	}
+	return b, nil
+}
+
+// Decode turns a stored payload into the envelope delivered to clients. A
+// payload that is not a valid envelope (for example one published straight
+// to NATS) is never dropped: it becomes {"seq","time","body":<payload as
+// text>}, with invalid UTF-8 replaced. The stored time is used when the
+// payload has none.
+func Decode(payload []byte, seq uint64, stored time.Time) Envelope {
+	var e Envelope
+	if len(payload) > 0 && payload[0] == '{' && json.Unmarshal(payload, &e) == nil && e.Validate() == nil {
+		e.Seq = seq
+		if e.Time.IsZero() {
+			e.Time = stored.UTC()
+		}
+		return e
+	}
+	return Envelope{Seq: seq, Time: stored.UTC(), Body: strings.ToValidUTF8(string(payload), "\uFFFD")}
+}

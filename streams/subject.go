@@ -1,0 +1,170 @@
+package streams
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// DefaultPrefix is the subject prefix used when none is configured.
+const DefaultPrefix = "herald"
+
+// MaxUserBytes and MaxDeviceLen bound user and device ids (SPEC §2).
+const (
+	MaxUserBytes = 256
+	MaxDeviceLen = 128
+)
+
+// Sentinel errors for ids; wrap-checked with errors.Is.
+var (
+	ErrInvalidUser   = errors.New("invalid user id")
+	ErrInvalidDevice = errors.New("invalid device id")
+	ErrInvalidToken  = errors.New("invalid subject token")
+	ErrNotUserSubj   = errors.New("not a user subject")
+)
+
+// ValidateUser checks a user id: 1–256 bytes of valid UTF-8 without control
+// characters. The returned error wraps ErrInvalidUser and says what is wrong.
+func ValidateUser(user string) error {
+	switch {
+	case user == "":
+		return fmt.Errorf("%w: user id is empty", ErrInvalidUser)
+	case len(user) > MaxUserBytes:
+		return fmt.Errorf("%w: user id is %d bytes, the maximum is %d", ErrInvalidUser, len(user), MaxUserBytes)
+	case !utf8.ValidString(user):
+		return fmt.Errorf("%w: user id is not valid UTF-8", ErrInvalidUser)
+	}
+	for _, r := range user {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%w: user id has a control character", ErrInvalidUser)
+		}
+	}
+	return nil
+}
+
+// ValidateDevice checks a device id: 1–128 characters of [A-Za-z0-9_.:-].
+func ValidateDevice(device string) error {
+	if device == "" {
+		return fmt.Errorf("%w: device id is empty", ErrInvalidDevice)
+	}
+	if len(device) > MaxDeviceLen {
+		return fmt.Errorf("%w: device id is longer than %d characters", ErrInvalidDevice, MaxDeviceLen)
+	}
+	for i := 0; i < len(device); i++ {
+		c := device[i]
+		if !isPlain(c) && c != '.' && c != ':' {
+			return fmt.Errorf("%w: device id may only contain A-Z a-z 0-9 _ . : -", ErrInvalidDevice)
+		}
+	}
+	return nil
+}
+
+func isPlain(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
+}
+
+func plain(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isPlain(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// Token maps a user id to its subject token: the id itself when it matches
+// ^[A-Za-z0-9_-]+$, else "~" followed by the unpadded base64url of its bytes.
+// The mapping is reversible and collision-free because "~" never appears in a
+// plain id. Token does not validate; call ValidateUser first.
+func Token(user string) string {
+	if plain(user) {
+		return user
+	}
+	return "~" + base64.RawURLEncoding.EncodeToString([]byte(user))
+}
+
+// UserFromToken is the inverse of Token. It rejects any token that Token
+// would not have produced, so that each user has exactly one token.
+func UserFromToken(token string) (string, error) {
+	if plain(token) {
+		return token, nil
+	}
+	enc, ok := strings.CutPrefix(token, "~")
+	if !ok || enc == "" {
+		return "", fmt.Errorf("%w: %q", ErrInvalidToken, token)
+	}
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(enc)
+	if err != nil {
+		return "", fmt.Errorf("%w: %q: %v", ErrInvalidToken, token, err)
+	}
+	user := string(raw)
+	if plain(user) || ValidateUser(user) != nil {
+		return "", fmt.Errorf("%w: %q is not canonical", ErrInvalidToken, token)
+	}
+	return user, nil
+}
+
+// Subjects is the subject scheme for one prefix. The zero value uses
+// DefaultPrefix.
+type Subjects struct {
+	Prefix string
+}
+
+func (s Subjects) prefix() string {
+	if s.Prefix == "" {
+		return DefaultPrefix
+	}
+	return s.Prefix
+}
+
+// User returns the subject that holds a user's messages: <prefix>.user.<token>.
+func (s Subjects) User(user string) string {
+	return s.prefix() + ".user." + Token(user)
+}
+
+// AllUsers returns the wildcard subject the stream listens on.
+func (s Subjects) AllUsers() string {
+	return s.prefix() + ".user.*"
+}
+
+// Live returns the subject a stored message of a user is republished to.
+func (s Subjects) Live(user string) string {
+	return s.prefix() + ".live." + Token(user)
+}
+
+// LiveTemplate is the RePublish destination of the stream.
+func (s Subjects) LiveTemplate() string {
+	return s.prefix() + ".live.{{wildcard(1)}}"
+}
+
+// UserFromSubject is the inverse of User.
+func (s Subjects) UserFromSubject(subject string) (string, error) {
+	tok, ok := strings.CutPrefix(subject, s.prefix()+".user.")
+	if !ok || tok == "" || strings.Contains(tok, ".") {
+		return "", fmt.Errorf("%w: %q", ErrNotUserSubj, subject)
+	}
+	return UserFromToken(tok)
+}
+
+// ValidatePrefix checks that a prefix is usable as the first tokens of a
+// subject: non-empty dot-separated tokens without wildcards or spaces.
+func ValidatePrefix(prefix string) error {
+	if prefix == "" {
+		return errors.New("prefix is empty")
+	}
+	for _, part := range strings.Split(prefix, ".") {
+		if part == "" {
+			return fmt.Errorf("prefix %q has an empty token", prefix)
+		}
+		if strings.ContainsAny(part, "*> \t\r\n") {
+			return fmt.Errorf("prefix %q has a wildcard or white space", prefix)
+		}
+	}
+	return nil
+}
