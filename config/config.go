@@ -96,6 +96,7 @@ type Edge struct {
 	NewDeviceBacklog int           `yaml:"new_device_backlog"`
 	MaxFrameBytes    int           `yaml:"max_frame_bytes"`
 	SendQueue        int           `yaml:"send_queue"`
+	MaxConnsPerUser  int           `yaml:"max_conns_per_user"` // 0: unlimited
 	ShutdownTimeout  time.Duration `yaml:"shutdown_timeout"`
 }
 
@@ -318,6 +319,9 @@ func (e *Edge) validate(bad badFunc) {
 	}
 	if e.MaxFrameBytes < 64 {
 		bad("edge.max_frame_bytes", e.MaxFrameBytes, "must be at least 64")
+	}
+	if e.MaxConnsPerUser < 0 {
+		bad("edge.max_conns_per_user", e.MaxConnsPerUser, "must not be negative (0: unlimited)")
 	}
 	if e.SendQueue < 1 {
 		bad("edge.send_queue", e.SendQueue, "must be positive")

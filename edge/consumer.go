@@ -1,0 +1,315 @@
+package edge
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/herald-push/herald/config"
+	"github.com/herald-push/herald/streams"
+)
+
+// ConsumerEngine keeps each device's position in a durable JetStream pull
+// consumer (SPEC §1, engine `consumer`): AckAll, MaxAckPending = W, AckWait
+// = the ack wait, InactiveThreshold = the device TTL, one replica. JetStream
+// does acks and redelivery. It is safe for concurrent use.
+type ConsumerEngine struct {
+	js      jetstream.JetStream
+	stream  config.Stream
+	edge    config.Edge
+	subj    streams.Subjects
+	timeout time.Duration
+	log     *slog.Logger
+
+	mu   sync.Mutex
+	strm jetstream.Stream // cached handle, refreshed on error
+}
+
+var _ Engine = (*ConsumerEngine)(nil)
+
+// NewConsumerEngine returns a consumer engine over js.
+func NewConsumerEngine(js jetstream.JetStream, stream config.Stream, edge config.Edge, timeout time.Duration, log *slog.Logger) (*ConsumerEngine, error) {
+	if js == nil {
+		return nil, errors.New("edge: consumer engine: nil JetStream")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	return &ConsumerEngine{js: js, stream: stream, edge: edge, subj: streams.Subjects{Prefix: stream.Prefix}, timeout: timeout, log: log.With("component", "edge.consumer")}, nil
+}
+
+// ConsumerName is the durable name of a device's consumer: a hash of the
+// user token and the device, so that it is a valid name of bounded length.
+func ConsumerName(user, device string) string {
+	h := sha256.Sum256([]byte(streams.Token(user) + "\x00" + device))
+	return "dev_" + hex.EncodeToString(h[:16])
+}
+
+func (e *ConsumerEngine) handle(ctx context.Context) (jetstream.Stream, error) {
+	e.mu.Lock()
+	s := e.strm
+	e.mu.Unlock()
+	if s != nil {
+		return s, nil
+	}
+	s, err := e.js.Stream(ctx, e.stream.Name)
+	if err != nil {
+		return nil, unavailable("stream "+e.stream.Name, err)
+	}
+	e.mu.Lock()
+	e.strm = s
+	e.mu.Unlock()
+	return s, nil
+}
+
+func (e *ConsumerEngine) forget() {
+	e.mu.Lock()
+	e.strm = nil
+	e.mu.Unlock()
+}
+
+func unavailable(op string, err error) error {
+	return fmt.Errorf("%w: %s: %w", ErrUnavailable, op, err)
+}
+
+// Open positions the device's consumer and starts pulling from it.
+func (e *ConsumerEngine) Open(ctx context.Context, d Device, p Position) (Feed, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	s, err := e.handle(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f, err := e.open(ctx, s, d, p)
+	if err != nil {
+		e.forget()
+		return nil, err
+	}
+	return f, nil
+}
+
+func (e *ConsumerEngine) open(ctx context.Context, s jetstream.Stream, d Device, p Position) (Feed, error) {
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, unavailable("stream info", err)
+	}
+	state := info.State
+	subject := e.subj.User(d.User)
+	name := ConsumerName(d.User, d.Device)
+	cfg := jetstream.ConsumerConfig{
+		Durable:           name,
+		Description:       "herald device",
+		FilterSubject:     subject,
+		AckPolicy:         jetstream.AckAllPolicy,
+		AckWait:           e.edge.AckWait,
+		MaxAckPending:     e.edge.MaxInflight,
+		MaxDeliver:        -1,
+		InactiveThreshold: e.edge.DeviceTTL,
+		Replicas:          1,
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		MaxRequestBatch:   e.edge.MaxInflight,
+		HeadersOnly:       false,
+	}
+	cons, err := s.Consumer(ctx, name)
+	var first uint64
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		cons, err = s.CreateConsumer(ctx, cfg)
+		if err != nil {
+			return nil, unavailable("create consumer", err)
+		}
+		switch {
+		case p.HasSince:
+			first = clampSince(p.Since, state.LastSeq) + 1
+		default:
+			first, err = e.newDeviceStart(ctx, s, subject, state.LastSeq)
+			if err != nil {
+				return nil, err
+			}
+		}
+		if first, err = reset(ctx, s, name, first); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, unavailable("consumer info", err)
+	case p.HasSince:
+		if first, err = reset(ctx, s, name, clampSince(p.Since, state.LastSeq)+1); err != nil {
+			return nil, err
+		}
+	default:
+		// A known device: resend what it has not acked, now rather than
+		// after the ack wait.
+		if first, err = reset(ctx, s, name, 0); err != nil {
+			return nil, err
+		}
+	}
+	st, err := locate(ctx, s, subject, first, p, state, e.stream.MaxMsgsPerUser)
+	if err != nil {
+		return nil, unavailable("locate backlog", err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(e.edge.MaxInflight), jetstream.PullExpiry(30*time.Second))
+	if err != nil {
+		return nil, unavailable("pull", err)
+	}
+	return &consumerFeed{start: st, it: it, inflight: map[uint64]jetstream.Msg{}}, nil
+}
+
+// clampSince keeps a since beyond the end of the stream at the end: a reset
+// past the end would silently skip the next messages (SPEC §9).
+func clampSince(since, last uint64) uint64 {
+	if since > last {
+		return last
+	}
+	return since
+}
+
+// reset positions consumer name at seq (0: its ack floor + 1) and returns
+// the seq it was reset to.
+func reset(ctx context.Context, s jetstream.Stream, name string, seq uint64) (uint64, error) {
+	var (
+		r   *jetstream.ConsumerResetResponse
+		err error
+	)
+	if seq == 0 {
+		r, err = s.ResetConsumer(ctx, name)
+	} else {
+		r, err = s.ResetConsumerToSequence(ctx, name, seq)
+	}
+	if err != nil {
+		return 0, unavailable(fmt.Sprintf("reset consumer %s to %d", name, seq), err)
+	}
+	return r.ResetSeq, nil
+}
+
+// newDeviceStart is where a device with no position and no since starts:
+// after the last stored message, or at the last K messages of the user when
+// edge.new_device_backlog is K > 0.
+func (e *ConsumerEngine) newDeviceStart(ctx context.Context, s jetstream.Stream, subject string, last uint64) (uint64, error) {
+	return newDeviceStart(ctx, e.js, s, subject, last, e.edge.NewDeviceBacklog)
+}
+
+func newDeviceStart(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, subject string, last uint64, k int) (uint64, error) {
+	if k <= 0 {
+		return last + 1, nil
+	}
+	// Walk the user's retained messages with a short-lived ordered
+	// consumer; the one with K-1 pending after it is the start.
+	oc, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverAllPolicy, HeadersOnly: true})
+	if err != nil {
+		return 0, unavailable("backlog walk", err)
+	}
+	for {
+		batch, err := oc.FetchNoWait(500)
+		if err != nil {
+			return 0, unavailable("backlog walk", err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			md, err := m.Metadata()
+			if err != nil {
+				continue
+			}
+			if md.NumPending < uint64(k) {
+				return md.Sequence.Stream, nil
+			}
+		}
+		if batch.Error() != nil && !errors.Is(batch.Error(), nats.ErrTimeout) {
+			return 0, unavailable("backlog walk", batch.Error())
+		}
+		if n == 0 {
+			return last + 1, nil
+		}
+	}
+}
+
+// consumerFeed is a Feed over one pull consumer.
+type consumerFeed struct {
+	start Start
+	it    jetstream.MessagesContext
+
+	mu       sync.Mutex
+	inflight map[uint64]jetstream.Msg // delivered, not yet acked; ≤ W entries
+	closed   bool
+}
+
+func (f *consumerFeed) Start() Start { return f.start }
+
+func (f *consumerFeed) Next(ctx context.Context) (Delivery, error) {
+	for {
+		m, err := f.it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return Delivery{}, ErrFeedClosed
+			}
+			if ctx.Err() != nil {
+				return Delivery{}, ctx.Err()
+			}
+			if errors.Is(err, nats.ErrNoHeartbeat) || errors.Is(err, jetstream.ErrNoHeartbeat) {
+				continue // the iterator re-pulls by itself
+			}
+			return Delivery{}, fmt.Errorf("edge: next: %w", err)
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			continue // not a JetStream message: cannot happen on a pull consumer
+		}
+		seq := md.Sequence.Stream
+		f.mu.Lock()
+		if !f.closed {
+			f.inflight[seq] = m
+		}
+		f.mu.Unlock()
+		return Delivery{Seq: seq, Payload: m.Data(), Time: md.Timestamp, Redelivered: md.NumDelivered > 1}, nil
+	}
+}
+
+// Ack acks the newest delivered message at or below seq; with AckAll that
+// acknowledges every earlier one as well.
+func (f *consumerFeed) Ack(ctx context.Context, seq uint64) error {
+	f.mu.Lock()
+	var (
+		best    uint64
+		bestMsg jetstream.Msg
+	)
+	for s, m := range f.inflight {
+		if s <= seq {
+			if s > best {
+				best, bestMsg = s, m
+			}
+			delete(f.inflight, s)
+		}
+	}
+	f.mu.Unlock()
+	if bestMsg == nil {
+		return nil
+	}
+	if err := bestMsg.Ack(); err != nil {
+		return fmt.Errorf("edge: ack %d: %w", best, err)
+	}
+	return nil
+}
+
+func (f *consumerFeed) Close() error {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return nil
+	}
+	f.closed = true
+	f.inflight = nil
+	f.mu.Unlock()
+	f.it.Stop()
+	return nil
+}

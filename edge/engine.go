@@ -1,0 +1,132 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Device names one device of one user.
+type Device struct {
+	User   string
+	Device string
+}
+
+// Position is where a client asks delivery to start.
+type Position struct {
+	// Since, when HasSince, asks for the first retained message after it.
+	Since    uint64
+	HasSince bool
+}
+
+// Start describes a feed right after it opened: the welcome and synced
+// frames are built from it.
+type Start struct {
+	// From is the first seq the feed will deliver, 0 when nothing is
+	// retained yet (the welcome frame shows null).
+	From uint64
+	// Gap is true when messages after the requested position were already
+	// removed by retention.
+	Gap bool
+	// Synced is the last seq of the user's retained messages at connect
+	// time; the backlog is complete once it has been delivered. 0: none.
+	Synced uint64
+	// First is the first seq the feed is positioned at (From ≥ First).
+	First uint64
+}
+
+// Delivery is one message handed to a session.
+type Delivery struct {
+	Seq         uint64
+	Payload     []byte
+	Time        time.Time
+	Redelivered bool
+}
+
+// Feed is one device's stream of messages. Next and Ack may be called from
+// different goroutines; Close stops the feed, keeps the device's acked
+// position, and makes a pending Next return.
+type Feed interface {
+	Start() Start
+	Next(ctx context.Context) (Delivery, error)
+	// Ack acknowledges seq and every earlier message (cumulative).
+	Ack(ctx context.Context, seq uint64) error
+	Close() error
+}
+
+// Engine opens feeds. Open must return ErrUnavailable (wrapped) when
+// JetStream cannot be reached, so the caller can answer 503.
+type Engine interface {
+	Open(ctx context.Context, d Device, p Position) (Feed, error)
+}
+
+// Sentinel errors of engines.
+var (
+	ErrUnavailable = errors.New("edge: jetstream unavailable")
+	ErrFeedClosed  = errors.New("edge: feed closed")
+)
+
+// msgGetter is what locating a backlog needs from a stream.
+type msgGetter interface {
+	GetMsg(ctx context.Context, seq uint64, opts ...jetstream.GetMsgOpt) (*jetstream.RawStreamMsg, error)
+	GetLastMsgForSubject(ctx context.Context, subject string) (*jetstream.RawStreamMsg, error)
+	Info(ctx context.Context, opts ...jetstream.StreamInfoOpt) (*jetstream.StreamInfo, error)
+}
+
+// locate computes the Start of a feed whose first position is first, for a
+// user's subject: the first retained seq ≥ first, the last retained seq of
+// the user, and whether retention removed messages after the requested
+// position (only meaningful when the client gave since).
+func locate(ctx context.Context, s msgGetter, subject string, first uint64, p Position, state jetstream.StreamState, maxPerUser int64) (Start, error) {
+	st := Start{First: first}
+	last, err := s.GetLastMsgForSubject(ctx, subject)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return st, nil
+	case err != nil:
+		return st, fmt.Errorf("edge: last message of %s: %w", subject, err)
+	}
+	st.Synced = last.Sequence
+	if last.Sequence >= first {
+		next, err := s.GetMsg(ctx, first, jetstream.WithGetMsgSubject(subject))
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		case err != nil:
+			return st, fmt.Errorf("edge: next message of %s from %d: %w", subject, first, err)
+		default:
+			st.From = next.Sequence
+		}
+	}
+	if !p.HasSince {
+		return st, nil
+	}
+	want := p.Since + 1
+	// Age and byte limits remove from the front of the stream.
+	if want < state.FirstSeq {
+		st.Gap = true
+		return st, nil
+	}
+	// The per-user limit removes a user's oldest messages; they may have
+	// been after since when the user is at the limit and its first retained
+	// message is later than requested. This can report a gap that holds
+	// only other users' messages, never miss a real one.
+	if maxPerUser > 0 && (st.From == 0 || st.From > want) {
+		firstOfUser, err := s.GetMsg(ctx, 0, jetstream.WithGetMsgSubject(subject))
+		if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return st, fmt.Errorf("edge: first message of %s: %w", subject, err)
+		}
+		if err == nil && firstOfUser.Sequence > want {
+			info, err := s.Info(ctx, jetstream.WithSubjectFilter(subject))
+			if err != nil {
+				return st, fmt.Errorf("edge: count of %s: %w", subject, err)
+			}
+			if int64(info.State.Subjects[subject]) >= maxPerUser {
+				st.Gap = true
+			}
+		}
+	}
+	return st, nil
+}

@@ -1,0 +1,108 @@
+package edge
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/herald-push/herald/streams"
+)
+
+// Server → client frames (SPEC §6).
+
+type welcomeFrame struct {
+	Type   string  `json:"type"`
+	User   string  `json:"user"`
+	Device string  `json:"device"`
+	From   *uint64 `json:"from"`
+	Gap    bool    `json:"gap"`
+}
+
+type messageFrame struct {
+	Type string `json:"type"`
+	streams.Envelope
+}
+
+type syncedFrame struct {
+	Type string `json:"type"`
+	Seq  uint64 `json:"seq"`
+}
+
+type errorFrame struct {
+	Type    string `json:"type"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func encodeWelcome(d Device, st Start) []byte {
+	f := welcomeFrame{Type: "welcome", User: d.User, Device: d.Device, Gap: st.Gap}
+	if st.From != 0 {
+		from := st.From
+		f.From = &from
+	}
+	return mustJSON(f)
+}
+
+func encodeMessage(del Delivery) []byte {
+	return mustJSON(messageFrame{Type: "message", Envelope: streams.Decode(del.Payload, del.Seq, del.Time)})
+}
+
+func encodeSynced(seq uint64) []byte {
+	return mustJSON(syncedFrame{Type: "synced", Seq: seq})
+}
+
+func encodeError(code, msg string) []byte {
+	return mustJSON(errorFrame{Type: "error", Code: code, Message: msg})
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Every frame type above is plain data; this cannot fail.
+		panic(fmt.Sprintf("edge: encode frame: %v", err))
+	}
+	return b
+}
+
+// ClientFrame is a parsed client → server frame.
+type ClientFrame struct {
+	Type string
+	Seq  uint64
+}
+
+// Errors of ParseClientFrame; the message is shown to the client.
+var (
+	ErrFrameJSON    = errors.New("frame is not a JSON object")
+	ErrFrameType    = errors.New(`unknown frame type (want "ack")`)
+	ErrFrameBadSeq  = errors.New("ack needs a positive integer seq")
+	errFrameMissing = errors.New("frame has no type")
+)
+
+// ParseClientFrame parses one client frame: {"type":"ack","seq":N}.
+func ParseClientFrame(b []byte) (ClientFrame, error) {
+	var raw struct {
+		Type *string         `json:"type"`
+		Seq  json.RawMessage `json:"seq"`
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' {
+		return ClientFrame{}, ErrFrameJSON
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return ClientFrame{}, ErrFrameJSON
+	}
+	if raw.Type == nil {
+		return ClientFrame{}, errFrameMissing
+	}
+	switch *raw.Type {
+	case "ack":
+		var seq uint64
+		if len(raw.Seq) == 0 || json.Unmarshal(raw.Seq, &seq) != nil || seq == 0 {
+			return ClientFrame{}, ErrFrameBadSeq
+		}
+		return ClientFrame{Type: "ack", Seq: seq}, nil
+	default:
+		return ClientFrame{}, ErrFrameType
+	}
+}

@@ -1,0 +1,42 @@
+package edge
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the edge's Prometheus series; registered on the injected
+// registerer, never on a global one.
+type metrics struct {
+	connections  *prometheus.GaugeVec
+	deliveries   prometheus.Counter
+	redeliveries prometheus.Counter
+	acks         prometheus.Counter
+	closes       *prometheus.CounterVec
+	rejects      *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer, engine string) *metrics {
+	m := &metrics{
+		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_edge_connections", Help: "Connected devices.",
+		}, []string{"engine", "transport"}),
+		deliveries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_edge_deliveries_total", Help: "Messages written to devices, redeliveries included.",
+		}),
+		redeliveries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_edge_redeliveries_total", Help: "Messages written again because they were not acked in time.",
+		}),
+		acks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_edge_acks_total", Help: "Ack frames received from devices.",
+		}),
+		closes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_edge_closes_total", Help: "Sessions closed, by reason (slow_consumer counts slow-consumer closes).",
+		}, []string{"reason"}),
+		rejects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_edge_rejected_total", Help: "Connection attempts refused before the upgrade, by error code.",
+		}, []string{"code"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.connections, m.deliveries, m.redeliveries, m.acks, m.closes, m.rejects)
+	}
+	_ = engine
+	return m
+}

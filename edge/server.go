@@ -1,0 +1,303 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"hash/fnv"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/herald-push/herald/config"
+	"github.com/herald-push/herald/edge/token"
+	"github.com/herald-push/herald/ingest/apierr"
+	"github.com/herald-push/herald/streams"
+)
+
+// TokenVerifier checks client tokens; *token.Verifier satisfies it.
+type TokenVerifier interface {
+	Verify(raw string) (token.Verified, error)
+}
+
+// Options configure a Server.
+type Options struct {
+	Edge       config.Edge
+	Engine     Engine
+	Tokens     TokenVerifier
+	Logger     *slog.Logger          // nil: discard
+	Registerer prometheus.Registerer // nil: no metrics
+	// CheckOrigin decides browser upgrades; nil allows same-origin only.
+	CheckOrigin func(r *http.Request) bool
+}
+
+// Server is the device-facing edge: the WebSocket endpoint and the registry
+// of live sessions.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	metrics *metrics
+	up      websocket.Upgrader
+
+	ctx    context.Context // parent of every session
+	cancel context.CancelFunc
+
+	closingMu sync.Mutex // guards closing; held only to flip or read it
+	closing   bool
+	wg        sync.WaitGroup // one per running session handler
+
+	shards [64]shard
+}
+
+// shard is one part of the session registry. Lock order: a shard lock is
+// never held while taking another lock or doing I/O.
+type shard struct {
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	perUser  map[string]int
+}
+
+// New validates opts and returns a ready Server.
+func New(opts Options) (*Server, error) {
+	if opts.Engine == nil {
+		return nil, errors.New("edge: new: no delivery engine")
+	}
+	if opts.Tokens == nil {
+		return nil, errors.New("edge: new: no token verifier")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		opts:    opts,
+		log:     opts.Logger.With("component", "edge"),
+		metrics: newMetrics(opts.Registerer, opts.Edge.Delivery),
+		up: websocket.Upgrader{
+			HandshakeTimeout: 10 * time.Second,
+			ReadBufferSize:   4096,
+			WriteBufferSize:  4096,
+			CheckOrigin:      opts.CheckOrigin,
+		},
+		ctx:    ctx,
+		cancel: cancel,
+	}
+	for i := range s.shards {
+		s.shards[i].sessions = map[*session]struct{}{}
+		s.shards[i].perUser = map[string]int{}
+	}
+	return s, nil
+}
+
+// Register adds the edge routes to mux.
+func (s *Server) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/ws", s.handleWS)
+}
+
+func (s *Server) shardOf(user string) *shard {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(user))
+	return &s.shards[h.Sum32()%uint32(len(s.shards))]
+}
+
+// admit registers a session unless the server is shutting down.
+func (s *Server) admit(ss *session) bool {
+	s.closingMu.Lock()
+	defer s.closingMu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.wg.Add(1)
+	sh := s.shardOf(ss.dev.User)
+	sh.mu.Lock()
+	sh.sessions[ss] = struct{}{}
+	sh.perUser[ss.dev.User]++
+	sh.mu.Unlock()
+	return true
+}
+
+func (s *Server) release(ss *session) {
+	sh := s.shardOf(ss.dev.User)
+	sh.mu.Lock()
+	delete(sh.sessions, ss)
+	if sh.perUser[ss.dev.User]--; sh.perUser[ss.dev.User] <= 0 {
+		delete(sh.perUser, ss.dev.User)
+	}
+	sh.mu.Unlock()
+	s.wg.Done()
+}
+
+func (s *Server) isClosing() bool {
+	s.closingMu.Lock()
+	defer s.closingMu.Unlock()
+	return s.closing
+}
+
+// connRequest is a validated connection request.
+type connRequest struct {
+	dev     Device
+	pos     Position
+	expires time.Time
+}
+
+// authorize validates the request before any upgrade: device id, since and
+// token. Errors are *apierr.Error.
+func (s *Server) authorize(r *http.Request) (connRequest, error) {
+	q := r.URL.Query()
+	device := q.Get("device")
+	if err := streams.ValidateDevice(device); err != nil {
+		return connRequest{}, apierr.Wrap(apierr.InvalidDevice, err, err.Error())
+	}
+	var pos Position
+	if v := q.Get("since"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return connRequest{}, apierr.New(apierr.InvalidRequest, "since must be a non-negative integer")
+		}
+		pos = Position{Since: n, HasSince: true}
+	}
+	raw := token.FromRequest(r)
+	g, err := s.opts.Tokens.Verify(raw)
+	if err != nil {
+		msg := "invalid token"
+		if errors.Is(err, token.ErrMissing) {
+			msg = "a token is required (Authorization: Bearer or ?token=)"
+		}
+		return connRequest{}, apierr.Wrap(apierr.Unauthorized, err, msg)
+	}
+	if err := g.CheckDevice(device); err != nil {
+		return connRequest{}, apierr.Wrap(apierr.Unauthorized, err, "the token is bound to another device")
+	}
+	return connRequest{dev: Device{User: g.User, Device: device}, pos: pos, expires: g.Expires}, nil
+}
+
+func (s *Server) reject(w http.ResponseWriter, err error) {
+	e := apierr.As(err)
+	s.metrics.rejects.WithLabelValues(string(e.Code)).Inc()
+	apierr.Write(w, s.log, err)
+}
+
+// openFeed opens the device's feed before the upgrade, so that an
+// unreachable JetStream is a 503 rather than a socket that closes at once.
+func (s *Server) openFeed(r *http.Request, cr connRequest) (Feed, error) {
+	if s.isClosing() {
+		return nil, &apierr.Error{Code: apierr.Unavailable, Message: "the edge is shutting down", RetryAfter: time.Second}
+	}
+	feed, err := s.opts.Engine.Open(r.Context(), cr.dev, cr.pos)
+	if err != nil {
+		return nil, &apierr.Error{Code: apierr.Unavailable, Message: "message store unavailable", RetryAfter: time.Second, Err: err}
+	}
+	return feed, nil
+}
+
+func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
+	cr, err := s.authorize(r)
+	if err != nil {
+		s.reject(w, err)
+		return
+	}
+	if !websocket.IsWebSocketUpgrade(r) {
+		s.reject(w, apierr.New(apierr.InvalidRequest, "this endpoint needs a WebSocket upgrade"))
+		return
+	}
+	feed, err := s.openFeed(r, cr)
+	if err != nil {
+		s.log.Warn("open feed", "user", cr.dev.User, "device", cr.dev.Device, "err", err)
+		s.reject(w, err)
+		return
+	}
+	conn, err := s.up.Upgrade(w, r, nil)
+	if err != nil {
+		_ = feed.Close() // the upgrader already answered
+		return
+	}
+	log := s.log.With("user", cr.dev.User, "device", cr.dev.Device)
+	ss := newSession(s.ctx, cr.dev, feed, log, s.metrics)
+	c := &wsConn{s: ss, conn: conn, out: make(chan []byte, s.opts.Edge.SendQueue), opts: wsOptions{
+		writeTimeout:  s.opts.Edge.WriteTimeout,
+		pingInterval:  s.opts.Edge.PingInterval,
+		idleTimeout:   s.opts.Edge.IdleTimeout,
+		maxFrameBytes: s.opts.Edge.MaxFrameBytes,
+	}}
+	if !s.admit(ss) {
+		ss.close(CloseShutdown)
+		c.writeClose()
+		_ = conn.Close()
+		_ = feed.Close()
+		return
+	}
+	defer s.release(ss)
+	if max := s.opts.Edge.MaxConnsPerUser; max > 0 && s.userConns(cr.dev.User) > max {
+		ss.close(CloseTooMany)
+	}
+	transport := "ws"
+	s.metrics.connections.WithLabelValues(s.opts.Edge.Delivery, transport).Inc()
+	defer s.metrics.connections.WithLabelValues(s.opts.Edge.Delivery, transport).Dec()
+
+	if !c.enqueue(encodeWelcome(cr.dev, ss.start)) {
+		ss.close(CloseSlow)
+	}
+	c.run(cr.expires)
+	_ = feed.Close()
+	reason := ss.closeReason()
+	s.metrics.closes.WithLabelValues(reason.Text()).Inc()
+	if log.Enabled(context.Background(), slog.LevelDebug) {
+		log.Debug("session closed", "reason", reason.Text())
+	}
+}
+
+func (s *Server) userConns(user string) int {
+	sh := s.shardOf(user)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.perUser[user]
+}
+
+// Connections returns the number of live sessions.
+func (s *Server) Connections() int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		n += len(sh.sessions)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// Shutdown stops accepting sessions, closes every live one with 1001 and waits for them to end or for ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closingMu.Lock()
+	s.closing = true
+	s.closingMu.Unlock()
+
+	var all []*session
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for ss := range sh.sessions {
+			all = append(all, ss)
+		}
+		sh.mu.Unlock()
+	}
+	// Closing only cancels a session; its own writer sends the 1001 frame
+	// under a short deadline, so all close in parallel without waiting on
+	// any one socket.
+	for _, ss := range all {
+		ss.close(CloseShutdown)
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+		s.cancel()
+		return ctx.Err()
+	}
+}

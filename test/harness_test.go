@@ -1,0 +1,344 @@
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/herald-push/herald/config"
+	"github.com/herald-push/herald/edge"
+	"github.com/herald-push/herald/edge/token"
+	"github.com/herald-push/herald/streams"
+	"github.com/herald-push/herald/streams/streamstest"
+)
+
+const testSecret = "test-secret-0123456789abcdef"
+
+// cluster is the NATS side of a test: one embedded server with the stream.
+type cluster struct {
+	srv *server.Server
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	cfg config.Config
+}
+
+func newCluster(t *testing.T, mutate func(*config.Config)) *cluster {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Auth.JWTSecret = testSecret
+	cfg.Edge.AckWait = 2 * time.Second
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	srv := streamstest.RunServer(t)
+	nc := streamstest.Connect(t, srv.ClientURL())
+	streamstest.Apply(t, nc, cfg.Stream)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &cluster{srv: srv, nc: nc, js: js, cfg: cfg}
+}
+
+// publish stores an envelope for user straight through JetStream and
+// returns its seq.
+func (c *cluster) publish(t *testing.T, user, body string) uint64 {
+	t.Helper()
+	e := streams.Envelope{ID: fmt.Sprintf("%s-%d", body, time.Now().UnixNano()), User: user, Time: time.Now().UTC(), Body: body}
+	b, err := e.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.publishRaw(t, user, b)
+}
+
+func (c *cluster) publishRaw(t *testing.T, user string, payload []byte) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ack, err := c.js.Publish(ctx, streams.Subjects{Prefix: c.cfg.Stream.Prefix}.User(user), payload)
+	if err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	return ack.Sequence
+}
+
+// edgeNode is one edge on its own HTTP listener.
+type edgeNode struct {
+	url string
+	srv *edge.Server
+	reg *prometheus.Registry
+	hs  *httptest.Server
+}
+
+func newEdge(t *testing.T, c *cluster) *edgeNode {
+	t.Helper()
+	nc := streamstest.Connect(t, c.srv.ClientURL())
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := edge.NewConsumerEngine(js, c.cfg.Stream, c.cfg.Edge, 5*time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := token.New(c.cfg.Auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	es, err := edge.New(edge.Options{Edge: c.cfg.Edge, Engine: eng, Tokens: v, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	es.Register(mux)
+	hs := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = es.Shutdown(ctx)
+		hs.Close()
+	})
+	return &edgeNode{url: hs.URL, srv: es, reg: reg, hs: hs}
+}
+
+func mint(t *testing.T, user, device string) string {
+	t.Helper()
+	tok, err := token.Mint(testSecret, user, device, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// frame is any server frame.
+type frame struct {
+	Type    string          `json:"type"`
+	Seq     uint64          `json:"seq"`
+	User    string          `json:"user"`
+	Device  string          `json:"device"`
+	From    *uint64         `json:"from"`
+	Gap     bool            `json:"gap"`
+	Body    string          `json:"body"`
+	Title   string          `json:"title"`
+	Code    string          `json:"code"`
+	Message string          `json:"message"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// wsClient is a device under test. Its reader goroutine stops when the
+// connection closes; Close waits for it.
+type wsClient struct {
+	conn    *websocket.Conn
+	frames  chan frame
+	done    chan struct{}
+	closeMu sync.Mutex
+	closeCE *websocket.CloseError
+}
+
+func dial(t *testing.T, base, user, device, query string) *wsClient {
+	t.Helper()
+	c, resp, err := tryDial(base, mint(t, user, device), device, query)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("dial %s/%s: %v (status %d)", user, device, err, status)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func wsURL(base, device, query string) string {
+	u := strings.Replace(base, "http://", "ws://", 1) + "/v1/ws?device=" + url.QueryEscape(device)
+	if query != "" {
+		u += "&" + query
+	}
+	return u
+}
+
+func tryDial(base, tok, device, query string) (*wsClient, *http.Response, error) {
+	h := http.Header{}
+	if tok != "" {
+		h.Set("Authorization", "Bearer "+tok)
+	}
+	conn, resp, err := websocket.DefaultDialer.Dial(wsURL(base, device, query), h)
+	if err != nil {
+		return nil, resp, err
+	}
+	c := &wsClient{conn: conn, frames: make(chan frame, 10000), done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		defer close(c.frames)
+		for {
+			_, b, err := conn.ReadMessage()
+			if err != nil {
+				if ce, ok := err.(*websocket.CloseError); ok {
+					c.closeMu.Lock()
+					c.closeCE = ce
+					c.closeMu.Unlock()
+				}
+				return
+			}
+			var f frame
+			if json.Unmarshal(b, &f) != nil {
+				f = frame{Type: "unparsable", Body: string(b)}
+			}
+			c.frames <- f
+		}
+	}()
+	return c, resp, nil
+}
+
+func (c *wsClient) Close() {
+	_ = c.conn.Close()
+	<-c.done
+}
+
+// next returns the next frame or fails after d.
+func (c *wsClient) next(t *testing.T, d time.Duration) frame {
+	t.Helper()
+	select {
+	case f, ok := <-c.frames:
+		if !ok {
+			t.Fatalf("connection closed while waiting for a frame (close: %v)", c.closeErr())
+		}
+		return f
+	case <-time.After(d):
+		t.Fatalf("no frame within %v", d)
+	}
+	return frame{}
+}
+
+// expect reads the next frame and checks its type.
+func (c *wsClient) expect(t *testing.T, typ string) frame {
+	t.Helper()
+	f := c.next(t, 10*time.Second)
+	if f.Type != typ {
+		t.Fatalf("got %+v, want a %s frame", f, typ)
+	}
+	return f
+}
+
+// messages reads n message frames, skipping synced frames.
+func (c *wsClient) messages(t *testing.T, n int) []frame {
+	t.Helper()
+	var out []frame
+	for len(out) < n {
+		f := c.next(t, 10*time.Second)
+		switch f.Type {
+		case "message":
+			out = append(out, f)
+		case "synced":
+		default:
+			t.Fatalf("unexpected frame %+v", f)
+		}
+	}
+	return out
+}
+
+// quiet asserts no message frame arrives within d.
+func (c *wsClient) quiet(t *testing.T, d time.Duration) {
+	t.Helper()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		select {
+		case f, ok := <-c.frames:
+			if !ok {
+				return
+			}
+			if f.Type == "message" {
+				t.Fatalf("unexpected message %+v", f)
+			}
+		case <-timer.C:
+			return
+		}
+	}
+}
+
+func (c *wsClient) ack(t *testing.T, seq uint64) {
+	t.Helper()
+	if err := c.conn.WriteJSON(map[string]any{"type": "ack", "seq": seq}); err != nil {
+		t.Fatalf("ack: %v", err)
+	}
+}
+
+func (c *wsClient) closeErr() *websocket.CloseError {
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
+	return c.closeCE
+}
+
+// waitClosed waits for the server to close the socket and returns the code.
+func (c *wsClient) waitClosed(t *testing.T, d time.Duration) int {
+	t.Helper()
+	deadline := time.After(d)
+	for {
+		select {
+		case _, ok := <-c.frames:
+			if !ok {
+				if ce := c.closeErr(); ce != nil {
+					return ce.Code
+				}
+				return -1
+			}
+		case <-deadline:
+			t.Fatalf("socket still open after %v", d)
+		}
+	}
+}
+
+func bodies(fs []frame) []string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.Body)
+	}
+	return out
+}
+
+func seqs(fs []frame) []uint64 {
+	var out []uint64
+	for _, f := range fs {
+		out = append(out, f.Seq)
+	}
+	return out
+}
+
+// waitAckFloor polls the device's position until it reaches seq. Acks are
+// fire-and-forget publishes, so a test that reconnects right after an ack
+// waits for the server to have applied it.
+func waitAckFloor(t *testing.T, c *cluster, user, device string, seq uint64) {
+	t.Helper()
+	streamstest.WaitFor(t, 10*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		cons, err := c.js.Consumer(ctx, c.cfg.Stream.Name, edge.ConsumerName(user, device))
+		if err != nil {
+			return err
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.AckFloor.Stream < seq {
+			return fmt.Errorf("ack floor %d < %d", info.AckFloor.Stream, seq)
+		}
+		return nil
+	})
+}
