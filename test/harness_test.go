@@ -342,3 +342,25 @@ func waitAckFloor(t *testing.T, c *cluster, user, device string, seq uint64) {
 		return nil
 	})
 }
+
+// mustCounter finds a labelled counter of an edge's registry.
+func mustCounter(t *testing.T, e *edgeNode, name, label string) prometheus.Collector {
+	t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetValue() == label {
+					return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "x", Help: "x"}, func() float64 { return m.GetCounter().GetValue() })
+				}
+			}
+		}
+	}
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "x", Help: "x"}, func() float64 { return 0 })
+}

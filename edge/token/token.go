@@ -3,11 +3,22 @@
 // from config). Claims: sub = user id (required), exp (required), aud must be
 // "herald" when present, optional dev = device id.
 //
-// A Verifier is immutable after New and safe for concurrent use.
+// A token is rejected once its exp has passed: there is no leeway on exp, so
+// a Verified always expires in the future, and the edge can close the
+// session when it does. nbf gets a 5 second leeway for issuer clock skew.
+//
+// A Verifier is immutable after New and safe for concurrent use. Only a
+// Verifier built by New or NewWithPEM accepts tokens.
 package token
 
 import (
+	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
@@ -68,7 +79,7 @@ func New(c config.Auth) (*Verifier, error) {
 		if err != nil {
 			return nil, fmt.Errorf("token: public key: %w", err)
 		}
-		if err := v.addKey(pem); err != nil {
+		if err := v.addKeys(pem); err != nil {
 			return nil, fmt.Errorf("token: public key %s: %w", path, err)
 		}
 	}
@@ -85,7 +96,7 @@ func NewWithPEM(secret string, pems ...[]byte) (*Verifier, error) {
 		v.secret = []byte(secret)
 	}
 	for _, p := range pems {
-		if err := v.addKey(p); err != nil {
+		if err := v.addKeys(p); err != nil {
 			return nil, fmt.Errorf("token: public key: %w", err)
 		}
 	}
@@ -95,28 +106,62 @@ func NewWithPEM(secret string, pems ...[]byte) (*Verifier, error) {
 	return v, nil
 }
 
-func (v *Verifier) addKey(pem []byte) error {
-	if k, err := jwt.ParseEdPublicKeyFromPEM(pem); err == nil {
-		if _, ok := k.(ed25519.PublicKey); ok {
+// addKeys adds every public key of a PEM file: "PUBLIC KEY" (PKIX),
+// "RSA PUBLIC KEY" (PKCS #1) or "CERTIFICATE" blocks holding an Ed25519,
+// P-256 or RSA (at least 2048 bits) key. Any other block, a private key
+// included, is an error, and so is a file without a PEM block.
+func (v *Verifier) addKeys(data []byte) error {
+	n := 0
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			break
+		}
+		n++
+		k, err := parsePublicKey(b)
+		if err != nil {
+			return fmt.Errorf("PEM block %d (%s): %w", n, b.Type, err)
+		}
+		switch k := k.(type) {
+		case ed25519.PublicKey:
 			v.ed = append(v.ed, k)
-			return nil
+		case *ecdsa.PublicKey:
+			if k.Curve != elliptic.P256() {
+				return fmt.Errorf("PEM block %d: EC key on %s: only P-256 (ES256) EC keys are supported", n, k.Curve.Params().Name)
+			}
+			v.ec = append(v.ec, k)
+		case *rsa.PublicKey:
+			if k.N.BitLen() < 2048 {
+				return fmt.Errorf("PEM block %d: RSA key of %d bits: RSA keys must be at least 2048 bits", n, k.N.BitLen())
+			}
+			v.rs = append(v.rs, k)
+		default:
+			return fmt.Errorf("PEM block %d: %T is not an Ed25519, P-256 or RSA public key", n, k)
 		}
 	}
-	if k, err := jwt.ParseECPublicKeyFromPEM(pem); err == nil {
-		if k.Curve.Params().BitSize != 256 {
-			return errors.New("only P-256 (ES256) EC keys are supported")
-		}
-		v.ec = append(v.ec, k)
-		return nil
+	if n == 0 {
+		return errors.New("no PEM block: want an Ed25519, P-256 or RSA public key")
 	}
-	if k, err := jwt.ParseRSAPublicKeyFromPEM(pem); err == nil {
-		if k.N.BitLen() < 2048 {
-			return errors.New("RSA keys must be at least 2048 bits")
+	return nil
+}
+
+func parsePublicKey(b *pem.Block) (crypto.PublicKey, error) {
+	switch {
+	case b.Type == "PUBLIC KEY":
+		return x509.ParsePKIXPublicKey(b.Bytes)
+	case b.Type == "RSA PUBLIC KEY":
+		return x509.ParsePKCS1PublicKey(b.Bytes)
+	case b.Type == "CERTIFICATE":
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, err
 		}
-		v.rs = append(v.rs, k)
-		return nil
+		return c.PublicKey, nil
+	case strings.Contains(b.Type, "PRIVATE KEY"):
+		return nil, errors.New("a private key; configure the public key only")
 	}
-	return errors.New("not a PEM Ed25519, P-256 or RSA public key")
+	return nil, errors.New(`not a "PUBLIC KEY", "RSA PUBLIC KEY" or "CERTIFICATE" block`)
 }
 
 func (v *Verifier) methods() []string {
@@ -159,16 +204,36 @@ func (v *Verifier) Verify(raw string) (Verified, error) {
 	if len(raw) > MaxLen {
 		return Verified{}, fmt.Errorf("%w: token longer than %d bytes", ErrInvalid, MaxLen)
 	}
+	// The base64 decoder skips CR and LF; reject them and anything else
+	// outside the compact serialization so that a token has one spelling.
+	for i := 0; i < len(raw); i++ {
+		if c := raw[i]; !isTokenChar(c) {
+			return Verified{}, fmt.Errorf("%w: byte %q at %d is not base64url or '.'", ErrInvalid, c, i)
+		}
+	}
+	methods := v.methods()
+	if len(methods) == 0 {
+		// A Verifier not built by New: jwt treats no methods as any method.
+		return Verified{}, fmt.Errorf("%w: %w", ErrInvalid, ErrNoKeys)
+	}
+	now := time.Now
+	if v.now != nil {
+		now = v.now
+	}
 	p := jwt.NewParser(
-		jwt.WithValidMethods(v.methods()),
+		jwt.WithValidMethods(methods),
 		jwt.WithExpirationRequired(),
-		jwt.WithTimeFunc(v.now),
+		jwt.WithTimeFunc(now),
 		jwt.WithLeeway(5*time.Second),
 		jwt.WithStrictDecoding(),
 	)
 	var c Claims
 	if _, err := p.ParseWithClaims(raw, &c, v.keyFunc); err != nil {
 		return Verified{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	// The leeway applies to exp too; a grant must not be expired already.
+	if t := now(); !c.ExpiresAt.After(t) {
+		return Verified{}, fmt.Errorf("%w: token expired at %s", ErrInvalid, c.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	if len(c.Audience) > 0 {
 		for _, a := range c.Audience {
@@ -188,6 +253,10 @@ func (v *Verifier) Verify(raw string) (Verified, error) {
 	return Verified{User: c.Subject, Device: c.Device, Expires: c.ExpiresAt.Time}, nil
 }
 
+func isTokenChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
+}
+
 // CheckDevice returns ErrDevice when the token is bound to another device.
 func (g Verified) CheckDevice(device string) error {
 	if g.Device != "" && g.Device != device {
@@ -198,13 +267,15 @@ func (g Verified) CheckDevice(device string) error {
 
 // FromRequest extracts the raw token from an Authorization: Bearer header or,
 // for browsers that cannot set headers on a WebSocket, a token query
-// parameter.
+// parameter. The scheme is case-insensitive (RFC 7235). When an Authorization
+// header is present it wins: a header with another scheme yields "".
 func FromRequest(r *http.Request) string {
 	if h := r.Header.Get("Authorization"); h != "" {
-		if t, ok := strings.CutPrefix(h, "Bearer "); ok {
-			return strings.TrimSpace(t)
+		scheme, t, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			return ""
 		}
-		return ""
+		return strings.TrimSpace(t)
 	}
 	return r.URL.Query().Get("token")
 }
@@ -214,6 +285,9 @@ func FromRequest(r *http.Request) string {
 func Mint(secret, user, device string, ttl time.Duration) (string, error) {
 	if secret == "" {
 		return "", ErrNoKeys
+	}
+	if ttl <= 0 {
+		return "", fmt.Errorf("token: mint: ttl %v is not positive", ttl)
 	}
 	if err := streams.ValidateUser(user); err != nil {
 		return "", fmt.Errorf("token: mint: %w", err)
