@@ -1,0 +1,108 @@
+package ingest
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/herald-push/herald/ingest/apierr"
+)
+
+// keyring holds the SHA-256 digests of the producer keys, so that every
+// comparison takes the same time whatever the length of the presented key.
+type keyring [][sha256.Size]byte
+
+func newKeyring(keys []string) (keyring, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("no producer keys configured")
+	}
+	kr := make(keyring, 0, len(keys))
+	for _, k := range keys {
+		if k == "" {
+			return nil, errors.New("a producer key is empty")
+		}
+		kr = append(kr, sha256.Sum256([]byte(k)))
+	}
+	return kr, nil
+}
+
+// match reports whether key is one of the producer keys. It compares against
+// every key, in constant time each, and does not stop at the first match.
+func (kr keyring) match(key string) bool {
+	d := sha256.Sum256([]byte(key))
+	found := 0
+	for i := range kr {
+		found |= subtle.ConstantTimeCompare(d[:], kr[i][:])
+	}
+	return found == 1
+}
+
+// bearer returns the credentials of an "Authorization: Bearer <x>" header
+// (the scheme is case-insensitive), and whether the header was present.
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return "", false
+	}
+	scheme, cred, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", true
+	}
+	return strings.TrimSpace(cred), true
+}
+
+var (
+	errNoCredentials = apierr.New(apierr.Unauthorized, "missing Authorization: Bearer <producer key>")
+	errBadKey        = apierr.New(apierr.Unauthorized, "unknown producer key")
+)
+
+// authProducer admits a request that carries a producer key.
+func (h *Handler) authProducer(r *http.Request) error {
+	key, present := bearer(r)
+	if !present || key == "" {
+		return errNoCredentials
+	}
+	if !h.keys.match(key) {
+		return errBadKey
+	}
+	return nil
+}
+
+// grant is what authenticated a history request.
+type grant struct {
+	producer bool
+	user     string // the token's user when !producer
+}
+
+// authReader admits a history request that carries a producer key (header)
+// or a client token (header or ?token=). It does not check which user the
+// token is for; see grant.allows.
+func (h *Handler) authReader(r *http.Request) (grant, error) {
+	cred, present := bearer(r)
+	if !present {
+		cred = r.URL.Query().Get("token")
+	} else if h.keys.match(cred) {
+		return grant{producer: true}, nil
+	}
+	if cred == "" {
+		return grant{}, apierr.New(apierr.Unauthorized, "missing Authorization: Bearer <producer key or client token>")
+	}
+	if h.tokens == nil {
+		return grant{}, errBadKey
+	}
+	v, err := h.tokens.Verify(cred)
+	if err != nil {
+		return grant{}, apierr.Wrap(apierr.Unauthorized, err, "unknown producer key or invalid client token")
+	}
+	return grant{user: v.User}, nil
+}
+
+// allows reports whether the grant may read user's messages.
+func (g grant) allows(user string) error {
+	if g.producer || g.user == user {
+		return nil
+	}
+	return apierr.New(apierr.Forbidden, "the token does not grant access to this user")
+}

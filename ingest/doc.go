@@ -1,0 +1,61 @@
+// Package ingest is Herald's producer HTTP API (SPEC §4): backends publish
+// one message or a batch to users, and read a user's retained history.
+//
+//	POST /v1/users/{user}/messages   publish one message (JSON or text/plain)
+//	POST /v1/messages                publish a batch, one result per item
+//	GET  /v1/users/{user}/messages   history: ?since=<seq>&limit=<n>
+//
+// Every write goes to the user's subject (streams.Subjects.User) with the
+// headers Nats-Msg-Id (the message id, so that a retry within the stream's
+// duplicate window is stored once) and Nats-Expected-Stream (so that a write
+// can never land in another stream). A 2xx is only written after JetStream
+// acknowledged the write; when NATS is unreachable, has no stream, or does not
+// answer within Ingest.PublishTimeout, the answer is 503 unavailable with a
+// Retry-After header. A 503 does not prove that nothing was stored: retry
+// with the same Idempotency-Key (or id) to be safe.
+//
+// History reads with batched direct get ($JS.API.DIRECT.GET.<stream> with
+// next_by_subj), one request per page, bounded by Ingest.PublishTimeout and
+// by a byte budget per page (a page of large messages may hold fewer than
+// limit messages; keep paging with next until messages is empty).
+//
+// Choices where SPEC §4 is silent:
+//   - Unknown JSON fields are ignored. "seq" and "time" in a request are
+//     ignored (the server sets them). A "user" field in the body of a single
+//     publish must equal the user in the path (else 400 invalid_message).
+//   - A JSON value of the wrong type (for example "priority":"high") is
+//     400 invalid_message; malformed JSON is 400 invalid_json.
+//   - Content types: application/json or none for JSON, text/plain (valid
+//     UTF-8) for a body-only message; anything else is 415
+//     unsupported_media_type. A batch takes JSON only.
+//   - A single publish body larger than 2×max_message_bytes+4 KiB (capped by
+//     http.max_body_bytes) is 413 too_large before it is decoded; the stored
+//     envelope is then checked against max_message_bytes.
+//   - A batch of more than max_batch messages is 413 too_large; an
+//     Idempotency-Key header on a batch is 400 invalid_request (set "id" per
+//     item instead).
+//   - A duplicate single publish answers 200 with the first seq, the id and
+//     "duplicate":true; its "time" is the stored message's time when it can
+//     still be read, else it is left out. JetStream's duplicate window is
+//     stream-wide, so an id already used for another user is not a retry:
+//     it is 400 invalid_message (a batch item gets that error) rather than
+//     a silent drop. Ids should be unique per stream, not per user.
+//   - A batch answers 200 with per-item results, including an "unavailable"
+//     item whose ack did not arrive within the publish timeout; only when
+//     the NATS connection is down before publishing is the whole batch 503.
+//   - history accepts a producer key (Authorization header only, never the
+//     query string) or the user's client token (Authorization header or
+//     ?token=); a valid token of another user is 403 forbidden. A since at
+//     or beyond the last sequence gives an empty page with next = since.
+//   - history needs direct get on the stream (streams.Definition sets it);
+//     without it, or without the stream, history is 503 unavailable.
+//
+// # Concurrency
+//
+// A Handler is immutable after New and safe for concurrent use by any number
+// of HTTP requests. It starts no goroutines of its own; the goroutines that
+// resolve asynchronous publish acks belong to the jetstream.JetStream passed
+// to New, whose owner closes its connection. Create that JetStream with
+// JetStreamOpts, so that lost acks are reaped after the publish timeout and a
+// full batch fits in the async window. No lock is held across I/O.
+package ingest

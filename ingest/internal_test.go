@@ -1,0 +1,170 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/herald-push/herald/ingest/apierr"
+)
+
+func TestIDs(t *testing.T) {
+	g := newIDGen()
+	at := time.Date(2026, 11, 23, 10, 0, 0, 123e6, time.UTC)
+	var ids []string
+	seen := map[string]bool{}
+	for i := range 10000 {
+		// Many ids per millisecond, and one step back in time.
+		ts := at.Add(time.Duration(i/1000) * time.Millisecond)
+		if i == 5000 {
+			ts = at
+		}
+		id := g.next(ts)
+		if len(id) != idLen || strings.Trim(id, crockford) != "" || seen[id] {
+			t.Fatalf("id %d = %q: bad length, alphabet or repeated", i, id)
+		}
+		seen[id] = true
+		ids = append(ids, id)
+	}
+	if !sort.StringsAreSorted(ids) {
+		t.Error("ids are not increasing")
+	}
+	// The first 10 characters encode the millisecond timestamp.
+	ms, err := decodeTime(ids[0])
+	if err != nil || ms != at.UnixMilli() {
+		t.Errorf("timestamp of %s = %d, %v; want %d", ids[0], ms, err, at.UnixMilli())
+	}
+	// Fresh generators at a later millisecond sort after.
+	if later := newIDGen().next(at.Add(time.Hour)); later <= ids[len(ids)-1] {
+		t.Errorf("%s sorts before %s", later, ids[len(ids)-1])
+	}
+}
+
+func TestEncodeID(t *testing.T) {
+	cases := []struct {
+		ms     uint64
+		hi     uint16
+		lo     uint64
+		want   string
+		reason string
+	}{
+		{0, 0, 0, strings.Repeat("0", 26), "zero"},
+		{1<<48 - 1, 1<<16 - 1, 1<<64 - 1, "7" + strings.Repeat("Z", 25), "max"},
+		{0, 0, 1, strings.Repeat("0", 25) + "1", "one"},
+		{1, 0, 0, "000000000100000000000000000"[:26], "ms 1"},
+	}
+	for _, tc := range cases {
+		if got := encodeID(tc.ms, tc.hi, tc.lo); got != tc.want {
+			t.Errorf("%s: encodeID = %s, want %s", tc.reason, got, tc.want)
+		}
+	}
+}
+
+// decodeTime reads the 48-bit millisecond timestamp of an id.
+func decodeTime(id string) (int64, error) {
+	var v int64
+	for _, c := range id[:10] {
+		i := strings.IndexRune(crockford, c)
+		if i < 0 {
+			return 0, fmt.Errorf("bad digit %q", c)
+		}
+		v = v<<5 | int64(i)
+	}
+	return v, nil // 10 digits are the top 50 bits of 130: 2 zero bits, then the 48-bit time
+}
+
+func TestParsePage(t *testing.T) {
+	cases := []struct {
+		q     string
+		since uint64
+		limit int
+		ok    bool
+	}{
+		{"", 0, 100, true},
+		{"since=5", 5, 100, true},
+		{"limit=1", 0, 1, true},
+		{"since=18446744073709551615&limit=1000", 1<<64 - 1, 1000, true},
+		{"limit=0", 0, 0, false},
+		{"limit=1001", 0, 0, false},
+		{"limit=-1", 0, 0, false},
+		{"limit=", 0, 0, false},
+		{"limit=1e3", 0, 0, false},
+		{"since=", 0, 0, false},
+		{"since=-1", 0, 0, false},
+		{"since=+1", 0, 0, false},
+		{"since=0x10", 0, 0, false},
+		{"since=18446744073709551616", 0, 0, false},
+		{"since=%zz", 0, 0, false},
+		{"other=1", 0, 100, true},
+	}
+	for _, tc := range cases {
+		since, limit, err := parsePage(tc.q)
+		if !tc.ok {
+			var e *apierr.Error
+			if !errors.As(err, &e) || e.Code != apierr.InvalidRequest {
+				t.Errorf("parsePage(%q) err = %v, want invalid_request", tc.q, err)
+			}
+			continue
+		}
+		if err != nil || since != tc.since || limit != tc.limit {
+			t.Errorf("parsePage(%q) = %d, %d, %v; want %d, %d", tc.q, since, limit, err, tc.since, tc.limit)
+		}
+	}
+}
+
+func FuzzParsePage(f *testing.F) {
+	for _, s := range []string{"", "since=1&limit=10", "limit=0", "since=-1", "since=%zz", "limit=1000&since=18446744073709551615", "since=1&since=x", "limit=+5", "limit=007"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		since, limit, err := parsePage(q)
+		if err != nil {
+			var e *apierr.Error
+			if !errors.As(err, &e) || e.Code != apierr.InvalidRequest || e.Code.Status() != 400 {
+				t.Fatalf("parsePage(%q) error %v is not a 400 invalid_request", q, err)
+			}
+			return
+		}
+		if limit < 1 || limit > MaxHistoryLimit {
+			t.Fatalf("parsePage(%q) limit %d out of range", q, limit)
+		}
+		// What was accepted reads back the same.
+		v, _ := url.ParseQuery(q)
+		if want, err := strconv.ParseUint(v.Get("since"), 10, 64); v.Has("since") && (err != nil || want != since) {
+			t.Fatalf("parsePage(%q) since = %d, query says %q", q, since, v.Get("since"))
+		} else if !v.Has("since") && since != 0 {
+			t.Fatalf("parsePage(%q) default since = %d", q, since)
+		}
+		if want, err := strconv.Atoi(v.Get("limit")); v.Has("limit") && (err != nil || want != limit) {
+			t.Fatalf("parsePage(%q) limit = %d, query says %q", q, limit, v.Get("limit"))
+		} else if !v.Has("limit") && limit != DefaultHistoryLimit {
+			t.Fatalf("parsePage(%q) default limit = %d", q, limit)
+		}
+	})
+}
+
+func TestKeyring(t *testing.T) {
+	kr, err := newKeyring([]string{"first-key-0123456789", "second-key-0123456789"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]bool{
+		"first-key-0123456789": true, "second-key-0123456789": true,
+		"": false, "first-key-012345678": false, "first-key-01234567890": false, "FIRST-key-0123456789": false,
+	} {
+		if kr.match(key) != want {
+			t.Errorf("match(%q) = %v", key, !want)
+		}
+	}
+	if _, err := newKeyring(nil); err == nil {
+		t.Error("no keys accepted")
+	}
+	if _, err := newKeyring([]string{"ok-key-0123456789", ""}); err == nil {
+		t.Error("an empty key accepted")
+	}
+}

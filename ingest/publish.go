@@ -1,0 +1,258 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/herald-push/herald/ingest/apierr"
+	"github.com/herald-push/herald/streams"
+)
+
+// input is a message as a producer sends it. Unknown fields, "seq" and
+// "time" are ignored.
+type input struct {
+	ID       string          `json:"id"`
+	User     string          `json:"user"`
+	Title    string          `json:"title"`
+	Body     string          `json:"body"`
+	Priority *int            `json:"priority"`
+	Tags     []string        `json:"tags"`
+	Data     json.RawMessage `json:"data"`
+}
+
+// published is the answer to a single publish.
+type published struct {
+	ID        string     `json:"id"`
+	Seq       uint64     `json:"seq"`
+	User      string     `json:"user"`
+	Time      *time.Time `json:"time,omitempty"`
+	Duplicate bool       `json:"duplicate,omitempty"`
+}
+
+// publish handles POST /v1/users/{user}/messages.
+func (h *Handler) publish(w http.ResponseWriter, r *http.Request) (string, error) {
+	if err := h.authProducer(r); err != nil {
+		return "", err
+	}
+	user := r.PathValue("user")
+	if err := streams.ValidateUser(user); err != nil {
+		return "", apierr.Wrap(apierr.InvalidUser, err, err.Error())
+	}
+	text, err := mediaType(r, true)
+	if err != nil {
+		return "", err
+	}
+	raw, err := readBody(w, r, h.singleLimit)
+	if err != nil {
+		return "", err
+	}
+	var in input
+	if text {
+		if !utf8.Valid(raw) {
+			return "", apierr.New(apierr.InvalidMessage, "a text/plain body must be valid UTF-8")
+		}
+		in.Body = string(raw)
+	} else {
+		if err := json.Unmarshal(raw, &in); err != nil {
+			return "", decodeErr(err)
+		}
+		if in.User != "" && in.User != user {
+			return "", apierr.New(apierr.InvalidMessage, "user in the body does not match the user in the path")
+		}
+	}
+	env, payload, err := h.envelope(user, in, r.Header.Get("Idempotency-Key"))
+	if err != nil {
+		return "", err
+	}
+	if err := h.checkConnected(); err != nil {
+		return "", err
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), h.ingest.PublishTimeout)
+	defer cancel()
+	start := time.Now()
+	ack, err := h.pub.PublishMsg(ctx, h.natsMsg(user, env.ID, payload))
+	if err != nil {
+		return "", h.publishErr(user, err)
+	}
+	h.metrics.publish.Observe(time.Since(start).Seconds())
+
+	resp := published{ID: env.ID, Seq: ack.Sequence, User: user, Time: &env.Time}
+	if ack.Duplicate {
+		orig, err := h.original(ctx, user, env.ID, ack.Sequence)
+		if err != nil {
+			return "", err
+		}
+		resp.Time, resp.Duplicate = orig, true
+		h.logStored(user, ack.Sequence, true)
+		apierr.WriteJSON(w, http.StatusOK, resp)
+		return outcomeDuplicate, nil
+	}
+	h.metrics.messages.Inc()
+	h.logStored(user, ack.Sequence, false)
+	apierr.WriteJSON(w, http.StatusCreated, resp)
+	return outcomeOK, nil
+}
+
+// mediaType checks the Content-Type: JSON when it is missing or
+// application/json, text when text/plain is allowed and given (in UTF-8 or
+// US-ASCII); anything else is 415.
+func mediaType(r *http.Request, allowText bool) (text bool, err error) {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return false, nil
+	}
+	mt, params, perr := mime.ParseMediaType(ct)
+	switch {
+	case perr != nil:
+	case mt == "application/json":
+		return false, nil
+	case mt == "text/plain" && allowText:
+		cs := params["charset"]
+		if cs == "" || strings.EqualFold(cs, "utf-8") || strings.EqualFold(cs, "us-ascii") {
+			return true, nil
+		}
+	}
+	want := "application/json"
+	if allowText {
+		want += " or text/plain; charset=utf-8"
+	}
+	return false, apierr.New(apierr.Unsupported, "Content-Type %q is not supported; send %s", ct, want)
+}
+
+// readBody reads the whole body, at most limit bytes; more is 413.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, tooLargeBody(limit)
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return nil, tooLargeBody(limit)
+	case err != nil:
+		return nil, apierr.Wrap(apierr.InvalidRequest, err, "reading the request body failed")
+	}
+	return b, nil
+}
+
+func tooLargeBody(limit int64) error {
+	return apierr.New(apierr.TooLarge, "request body exceeds %d bytes", limit)
+}
+
+// decodeErr maps a JSON decoding error: a value of the wrong type is
+// invalid_message, anything else invalid_json.
+func decodeErr(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if te.Field == "" {
+			return apierr.Wrap(apierr.InvalidMessage, err, "a message must be a JSON object")
+		}
+		return apierr.Wrap(apierr.InvalidMessage, err, fmt.Sprintf("field %s must be %s, not %s", te.Field, jsonKind(te.Type.String()), te.Value))
+	}
+	return apierr.Wrap(apierr.InvalidJSON, err, "request body is not valid JSON: "+strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// jsonKind names a Go type the way a JSON producer would.
+func jsonKind(goType string) string {
+	switch {
+	case goType == "string":
+		return "a string"
+	case strings.HasPrefix(goType, "[]"):
+		return "an array"
+	case strings.Contains(goType, "int"):
+		return "an integer"
+	default:
+		return "an object"
+	}
+}
+
+// envelope builds and encodes the stored envelope of in for user. key is the
+// Idempotency-Key header ("" when absent).
+func (h *Handler) envelope(user string, in input, key string) (streams.Envelope, []byte, error) {
+	id := in.ID
+	if key != "" {
+		if id != "" && id != key {
+			return streams.Envelope{}, nil, apierr.New(apierr.InvalidMessage, "the Idempotency-Key header and the id field differ")
+		}
+		id = key
+	}
+	if id != "" {
+		if err := streams.ValidateID(id); err != nil {
+			return streams.Envelope{}, nil, apierr.Wrap(apierr.InvalidMessage, err, err.Error())
+		}
+	}
+	t := now()
+	if id == "" {
+		id = h.ids.next(t)
+	}
+	env := streams.Envelope{
+		ID: id, User: user, Time: t,
+		Title: in.Title, Body: in.Body, Priority: in.Priority, Tags: in.Tags, Data: in.Data,
+	}
+	if err := env.Validate(); err != nil {
+		return streams.Envelope{}, nil, apierr.Wrap(apierr.InvalidMessage, err, err.Error())
+	}
+	payload, err := env.Encode()
+	if err != nil {
+		return streams.Envelope{}, nil, fmt.Errorf("ingest: envelope: %w", err)
+	}
+	if len(payload) > h.ingest.MaxMessageBytes {
+		return streams.Envelope{}, nil, apierr.New(apierr.TooLarge, "the stored message would be %d bytes; the limit is %d", len(payload), h.ingest.MaxMessageBytes)
+	}
+	return env, payload, nil
+}
+
+// natsMsg is the write of one envelope: on the user's subject, with the id
+// as Nats-Msg-Id and the stream as Nats-Expected-Stream.
+func (h *Handler) natsMsg(user, id string, payload []byte) *nats.Msg {
+	m := nats.NewMsg(h.subjects.User(user))
+	m.Data = payload
+	m.Header.Set(jetstream.MsgIDHeader, id)
+	m.Header.Set(jetstream.ExpectedStreamHeader, h.streamName)
+	return m
+}
+
+// publishErr maps a failed write: a payload over the NATS max payload is
+// 413, anything else (timeout, no stream, disconnected, a JetStream error)
+// is 503 with Retry-After.
+func (h *Handler) publishErr(user string, err error) error {
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return apierr.Wrap(apierr.TooLarge, err, "the message exceeds the NATS max payload")
+	}
+	h.log.Warn("publish failed", "user", user, "err", err)
+	return h.unavailable("JetStream did not acknowledge the write; retry later", err)
+}
+
+// original inspects the message a duplicate write matched (at seq). It
+// returns the stored time, or nil when the message cannot be read (then the
+// duplicate is reported without a time). The duplicate window is
+// stream-wide, so an id already used for another user is 400: the write was
+// not stored and is not a retry of this message.
+func (h *Handler) original(ctx context.Context, user, id string, seq uint64) (*time.Time, error) {
+	sm, err := h.reader.get(ctx, seq)
+	if err != nil {
+		h.log.Debug("duplicate lookup failed", "user", user, "seq", seq, "err", err)
+		return nil, nil
+	}
+	if sm.Subject != h.subjects.User(user) {
+		return nil, apierr.New(apierr.InvalidMessage, "id %q was already used for another user within the duplicate window", id)
+	}
+	t := streams.Decode(sm.Data, sm.Seq, sm.Time).Time
+	return &t, nil
+}
+
+func (h *Handler) logStored(user string, seq uint64, duplicate bool) {
+	h.log.Debug("stored", "user", user, "seq", seq, "duplicate", duplicate)
+}

@@ -1,0 +1,168 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Errors of direct get.
+var (
+	// errNoStream: nobody answers direct get for the stream (it does not
+	// exist, or has direct get off, or no replica is reachable).
+	errNoStream = errors.New("no stream answers direct get")
+	// errNotFound: no message at or after the requested sequence.
+	errNotFound = errors.New("message not found")
+)
+
+// reader reads stored messages with JetStream direct get, which any replica
+// (or mirror) answers without a consumer.
+type reader struct {
+	nc      *nats.Conn
+	subject string // <api prefix>DIRECT.GET.<stream>
+}
+
+func newReader(js jetstream.JetStream, stream string) *reader {
+	return &reader{nc: js.Conn(), subject: apiPrefix(js.Options()) + "DIRECT.GET." + stream}
+}
+
+// apiPrefix is the JetStream API prefix js sends its requests to.
+func apiPrefix(o jetstream.JetStreamOptions) string {
+	switch {
+	case o.Domain != "":
+		return "$JS." + o.Domain + ".API."
+	case o.APIPrefix != "":
+		return strings.TrimSuffix(o.APIPrefix, ".") + "."
+	default:
+		return jetstream.DefaultAPIPrefix
+	}
+}
+
+// getRequest is the body of a direct get (nats-server JSApiMsgGetRequest).
+type getRequest struct {
+	Seq      uint64 `json:"seq,omitempty"`
+	NextFor  string `json:"next_by_subj,omitempty"`
+	Batch    int    `json:"batch,omitempty"`
+	MaxBytes int    `json:"max_bytes,omitempty"`
+}
+
+// storedMsg is one message as direct get returns it.
+type storedMsg struct {
+	Subject string
+	Seq     uint64
+	Time    time.Time
+	Data    []byte
+}
+
+// get returns the message at exactly seq.
+func (rd *reader) get(ctx context.Context, seq uint64) (storedMsg, error) {
+	req, _ := json.Marshal(getRequest{Seq: seq})
+	m, err := rd.nc.RequestWithContext(ctx, rd.subject, req)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return storedMsg{}, fmt.Errorf("ingest: get %d: %w", seq, errNoStream)
+	}
+	if err != nil {
+		return storedMsg{}, fmt.Errorf("ingest: get %d: %w", seq, err)
+	}
+	if err := statusErr(m); err != nil {
+		return storedMsg{}, fmt.Errorf("ingest: get %d: %w", seq, err)
+	}
+	sm, err := parseStored(m)
+	if err != nil {
+		return storedMsg{}, fmt.Errorf("ingest: get %d: %w", seq, err)
+	}
+	return sm, nil
+}
+
+// next returns up to limit messages on subject with a sequence ≥ from, in
+// sequence order. The server stops early once it sent maxBytes (always
+// sending at least one message), so fewer than limit messages do not mean
+// that none follow. When no message matches, the result is empty and the
+// error nil.
+func (rd *reader) next(ctx context.Context, subject string, from uint64, limit, maxBytes int) ([]storedMsg, error) {
+	inbox := rd.nc.NewInbox()
+	sub, err := rd.nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: direct get: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	req, _ := json.Marshal(getRequest{Seq: from, NextFor: subject, Batch: limit, MaxBytes: maxBytes})
+	if err := rd.nc.PublishRequest(rd.subject, inbox, req); err != nil {
+		return nil, fmt.Errorf("ingest: direct get: %w", err)
+	}
+	msgs := make([]storedMsg, 0, min(limit, 128))
+	for len(msgs) < limit {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("ingest: direct get: %w", err)
+		}
+		if isStatus(m) {
+			switch err := statusErr(m); {
+			case err == nil, errors.Is(err, errNotFound):
+				// 204 EOB ends a batch; 404 means nothing at or after from.
+				return msgs, nil
+			default:
+				return nil, fmt.Errorf("ingest: direct get: %w", err)
+			}
+		}
+		sm, err := parseStored(m)
+		if err != nil {
+			return nil, fmt.Errorf("ingest: direct get: %w", err)
+		}
+		msgs = append(msgs, sm)
+		// Every message of a batch says how many follow. Without the
+		// header the server answered a plain get (it predates batches):
+		// return the one message rather than wait for an EOB.
+		if np := m.Header.Get(numPendingHeader); np == "" || np == "0" {
+			return msgs, nil
+		}
+	}
+	return msgs, nil
+}
+
+// numPendingHeader is set on each message of a batched direct get: how many
+// matching messages follow it.
+const numPendingHeader = "Nats-Num-Pending"
+
+// isStatus reports whether m is a status reply (no payload, a Status
+// header) rather than a stored message.
+func isStatus(m *nats.Msg) bool {
+	return len(m.Data) == 0 && m.Header.Get("Status") != ""
+}
+
+// statusErr maps a status reply to an error; nil for 204 (end of batch) and
+// for a message that is not a status reply.
+func statusErr(m *nats.Msg) error {
+	if !isStatus(m) {
+		return nil
+	}
+	switch code := m.Header.Get("Status"); code {
+	case "204":
+		return nil
+	case "404":
+		return errNotFound
+	case "503":
+		return errNoStream
+	default:
+		return fmt.Errorf("status %s %s", code, m.Header.Get("Description"))
+	}
+}
+
+func parseStored(m *nats.Msg) (storedMsg, error) {
+	seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+	if err != nil {
+		return storedMsg{}, fmt.Errorf("bad %s header: %w", jetstream.SequenceHeader, err)
+	}
+	t, err := time.Parse(time.RFC3339Nano, m.Header.Get(jetstream.TimeStampHeaer))
+	if err != nil {
+		return storedMsg{}, fmt.Errorf("bad %s header: %w", jetstream.TimeStampHeaer, err)
+	}
+	return storedMsg{Subject: m.Header.Get(jetstream.SubjectHeader), Seq: seq, Time: t, Data: m.Data}, nil
+}
