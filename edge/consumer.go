@@ -154,7 +154,7 @@ func (e *ConsumerEngine) open(ctx context.Context, s jetstream.Stream, d Device,
 			return nil, err
 		}
 	}
-	st, err := locate(ctx, s, subject, first, p, state, e.stream.MaxMsgsPerUser)
+	st, err := locate(ctx, newStoreReader(e.js, s), subject, first, p, state, e.stream.MaxMsgsPerUser)
 	if err != nil {
 		return nil, unavailable("locate backlog", err)
 	}

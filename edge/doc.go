@@ -5,7 +5,18 @@
 //
 // The session layer does not know JetStream. It reads a Feed, opened by an
 // Engine; the consumer engine (consumer.go) keeps each device's position in a
-// durable JetStream consumer.
+// durable JetStream consumer. The live engine (live.go, live_users.go,
+// live_feed.go) holds one core subscription per connected user on the
+// stream's republish subject, reads backlogs and gaps with direct gets, keeps
+// each feed's unacked window itself and stores positions in the
+// HERALD_DEVICES KV bucket; its Run method must run alongside the server.
+//
+// Live engine goroutines: Run's goroutine (owned by the caller) writes
+// positions and re-checks users, and waits for the short-lived workers it
+// starts; each user's subscription callback runs on a goroutine of the NATS
+// client, ended by Unsubscribe when the user's last feed closes, and never
+// blocks (a full feed queue makes that feed read the store instead). A feed
+// has no goroutine of its own: Next does its work on the session's pump.
 //
 // Concurrency contract: a Server is safe for concurrent use. Each session
 // owns three goroutines — a reader, a writer and a pump — started by the

@@ -69,20 +69,13 @@ var (
 	ErrFeedClosed  = errors.New("edge: feed closed")
 )
 
-// msgGetter is what locating a backlog needs from a stream.
-type msgGetter interface {
-	GetMsg(ctx context.Context, seq uint64, opts ...jetstream.GetMsgOpt) (*jetstream.RawStreamMsg, error)
-	GetLastMsgForSubject(ctx context.Context, subject string) (*jetstream.RawStreamMsg, error)
-	Info(ctx context.Context, opts ...jetstream.StreamInfoOpt) (*jetstream.StreamInfo, error)
-}
-
 // locate computes the Start of a feed whose first position is first, for a
 // user's subject: the first retained seq ≥ first, the last retained seq of
 // the user, and whether retention removed messages after the requested
 // position (only meaningful when the client gave since).
-func locate(ctx context.Context, s msgGetter, subject string, first uint64, p Position, state jetstream.StreamState, maxPerUser int64) (Start, error) {
+func locate(ctx context.Context, s storeReader, subject string, first uint64, p Position, state jetstream.StreamState, maxPerUser int64) (Start, error) {
 	st := Start{First: first}
-	last, err := s.GetLastMsgForSubject(ctx, subject)
+	last, err := s.last(ctx, subject)
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 		return st, nil
@@ -91,7 +84,7 @@ func locate(ctx context.Context, s msgGetter, subject string, first uint64, p Po
 	}
 	st.Synced = last.Sequence
 	if last.Sequence >= first {
-		next, err := s.GetMsg(ctx, first, jetstream.WithGetMsgSubject(subject))
+		next, err := s.next(ctx, first, subject)
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):
 		case err != nil:
@@ -114,12 +107,12 @@ func locate(ctx context.Context, s msgGetter, subject string, first uint64, p Po
 	// message is later than requested. This can report a gap that holds
 	// only other users' messages, never miss a real one.
 	if maxPerUser > 0 && (st.From == 0 || st.From > want) {
-		firstOfUser, err := s.GetMsg(ctx, 0, jetstream.WithGetMsgSubject(subject))
+		firstOfUser, err := s.next(ctx, 0, subject)
 		if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 			return st, fmt.Errorf("edge: first message of %s: %w", subject, err)
 		}
 		if err == nil && firstOfUser.Sequence > want {
-			info, err := s.Info(ctx, jetstream.WithSubjectFilter(subject))
+			info, err := s.info(ctx, jetstream.WithSubjectFilter(subject))
 			if err != nil {
 				return st, fmt.Errorf("edge: count of %s: %w", subject, err)
 			}

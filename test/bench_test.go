@@ -34,7 +34,7 @@ func BenchmarkFanout(b *testing.B) {
 }
 
 // benchEngines lists the engines the benchmarks compare.
-var benchEngines = []string{config.DeliveryConsumer}
+var benchEngines = []string{config.DeliveryConsumer, config.DeliveryLive}
 
 func benchFanout(b *testing.B, engine string, users, devices int) {
 	cfg := config.Default()
@@ -44,12 +44,10 @@ func benchFanout(b *testing.B, engine string, users, devices int) {
 	nc := streamstest.Connect(b, srv.ClientURL())
 	streamstest.Apply(b, nc, cfg.Stream)
 	js, _ := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	applyDevices(b, js, cfg)
 	enc := streamstest.Connect(b, srv.ClientURL())
 	ejs, _ := jetstream.New(enc)
-	eng, err := newBenchEngine(ejs, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
+	eng := newEngine(b, ejs, cfg)
 	v, _ := token.New(cfg.Auth)
 	es, err := edge.New(edge.Options{Edge: cfg.Edge, Engine: eng, Tokens: v})
 	if err != nil {
@@ -156,8 +154,4 @@ func benchFanout(b *testing.B, engine string, users, devices int) {
 	b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(0, "ns/op")
-}
-
-func newBenchEngine(js jetstream.JetStream, cfg config.Config) (edge.Engine, error) {
-	return edge.NewConsumerEngine(js, cfg.Stream, cfg.Edge, 5*time.Second, nil)
 }

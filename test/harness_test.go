@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -35,22 +36,88 @@ type cluster struct {
 	cfg config.Config
 }
 
-func newCluster(t *testing.T, mutate func(*config.Config)) *cluster {
+// engines are the delivery engines every end-to-end test runs against.
+var engines = []string{config.DeliveryConsumer, config.DeliveryLive}
+
+// forEachEngine runs f as one subtest per delivery engine.
+func forEachEngine(t *testing.T, f func(t *testing.T, engine string)) {
 	t.Helper()
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) { f(t, engine) })
+	}
+}
+
+// newCluster starts a server with the stream and the devices bucket; its
+// edges use engine (cfg.Edge.Delivery) unless mutate changes it.
+func newCluster(t *testing.T, engine string, mutate func(*config.Config)) *cluster {
+	t.Helper()
+	return clusterOn(t, streamstest.RunServer(t), testConfig(engine, mutate))
+}
+
+// testConfig is the configuration of a test cluster.
+func testConfig(engine string, mutate func(*config.Config)) config.Config {
 	cfg := config.Default()
 	cfg.Auth.JWTSecret = testSecret
 	cfg.Edge.AckWait = 2 * time.Second
+	cfg.Edge.Delivery = engine
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	srv := streamstest.RunServer(t)
+	return cfg
+}
+
+// clusterOn applies the stream and the devices bucket on srv.
+func clusterOn(t *testing.T, srv *server.Server, cfg config.Config) *cluster {
+	t.Helper()
 	nc := streamstest.Connect(t, srv.ClientURL())
 	streamstest.Apply(t, nc, cfg.Stream)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
+	applyDevices(t, js, cfg)
 	return &cluster{srv: srv, nc: nc, js: js, cfg: cfg}
+}
+
+// applyDevices creates the live engine's position bucket.
+func applyDevices(t testing.TB, js jetstream.JetStream, cfg config.Config) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := streams.ApplyDevices(ctx, js, streams.DevicesBucket(cfg.Stream, cfg.Edge.DeviceTTL)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newEngine builds the engine cfg.Edge.Delivery names; a live engine runs
+// until the test's cleanup.
+func newEngine(t testing.TB, js jetstream.JetStream, cfg config.Config) edge.Engine {
+	t.Helper()
+	switch cfg.Edge.Delivery {
+	case config.DeliveryConsumer:
+		eng, err := edge.NewConsumerEngine(js, cfg.Stream, cfg.Edge, 5*time.Second, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return eng
+	case config.DeliveryLive:
+		eng, err := edge.NewLiveEngine(js, cfg.Stream, cfg.Edge, 5*time.Second, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- eng.Run(ctx) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("live engine: %v", err)
+			}
+		})
+		return eng
+	}
+	t.Fatalf("unknown engine %q", cfg.Edge.Delivery)
+	return nil
 }
 
 // publish stores an envelope for user straight through JetStream and
@@ -86,15 +153,17 @@ type edgeNode struct {
 
 func newEdge(t *testing.T, c *cluster) *edgeNode {
 	t.Helper()
-	nc := streamstest.Connect(t, c.srv.ClientURL())
+	return newEdgeOn(t, c, streamstest.Connect(t, c.srv.ClientURL()))
+}
+
+// newEdgeOn starts an edge whose engine uses nc.
+func newEdgeOn(t *testing.T, c *cluster, nc *nats.Conn) *edgeNode {
+	t.Helper()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := edge.NewConsumerEngine(js, c.cfg.Stream, c.cfg.Edge, 5*time.Second, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng := newEngine(t, js, c.cfg)
 	v, err := token.New(c.cfg.Auth)
 	if err != nil {
 		t.Fatal(err)
@@ -320,11 +389,26 @@ func seqs(fs []frame) []uint64 {
 	return out
 }
 
-// waitAckFloor polls the device's position until it reaches seq. Acks are
-// fire-and-forget publishes, so a test that reconnects right after an ack
-// waits for the server to have applied it.
+// waitAckFloor polls the device's position until it reaches seq. With the
+// consumer engine acks are fire-and-forget publishes; with the live engine
+// positions are written at most once a second per device (and on close). A
+// test that reconnects right after an ack waits for the position to be
+// stored.
 func waitAckFloor(t *testing.T, c *cluster, user, device string, seq uint64) {
 	t.Helper()
+	if c.cfg.Edge.Delivery == config.DeliveryLive {
+		streamstest.WaitFor(t, 10*time.Second, func() error {
+			pos, err := c.position(user, device)
+			if err != nil {
+				return err
+			}
+			if pos < seq {
+				return fmt.Errorf("position %d < %d", pos, seq)
+			}
+			return nil
+		})
+		return
+	}
 	streamstest.WaitFor(t, 10*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -341,6 +425,21 @@ func waitAckFloor(t *testing.T, c *cluster, user, device string, seq uint64) {
 		}
 		return nil
 	})
+}
+
+// position reads a device's stored position (live engine).
+func (c *cluster) position(user, device string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	kv, err := c.js.KeyValue(ctx, streams.DevicesBucketName)
+	if err != nil {
+		return 0, err
+	}
+	e, err := kv.Get(ctx, streams.DeviceKey(user, device))
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(string(e.Value()), 10, 64)
 }
 
 // mustCounter finds a labelled counter of an edge's registry.

@@ -107,42 +107,44 @@ func flood(t *testing.T, c *cluster, user string, n int) func() (int, time.Durat
 }
 
 func TestStuckDeviceStallsOnlyItself(t *testing.T) {
-	c := newCluster(t, func(cfg *config.Config) {
-		cfg.Edge.WriteTimeout = 500 * time.Millisecond
-	})
-	e := newEdge(t, c)
-	bob := dial(t, e.url, "bob", "phone", "")
-	bob.expect(t, "welcome")
-	bob.expect(t, "synced")
-	const floodN, probes = 300, 100
+	forEachEngine(t, func(t *testing.T, engine string) {
+		c := newCluster(t, engine, func(cfg *config.Config) {
+			cfg.Edge.WriteTimeout = 500 * time.Millisecond
+		})
+		e := newEdge(t, c)
+		bob := dial(t, e.url, "bob", "phone", "")
+		bob.expect(t, "welcome")
+		bob.expect(t, "synced")
+		const floodN, probes = 300, 100
 
-	// Baseline: the same flood to a user whose device reads.
-	carol := dial(t, e.url, "carol", "phone", "")
-	carol.expect(t, "welcome")
-	wait := flood(t, c, "carol", floodN)
-	base := latencies(t, c, bob, "bob", probes)
-	if n, _ := wait(); n != floodN {
-		t.Fatalf("baseline flood published %d of %d", n, floodN)
-	}
+		// Baseline: the same flood to a user whose device reads.
+		carol := dial(t, e.url, "carol", "phone", "")
+		carol.expect(t, "welcome")
+		wait := flood(t, c, "carol", floodN)
+		base := latencies(t, c, bob, "bob", probes)
+		if n, _ := wait(); n != floodN {
+			t.Fatalf("baseline flood published %d of %d", n, floodN)
+		}
 
-	stuckSocket(t, e.url, mint(t, "alice", ""), "stuck")
-	wait = flood(t, c, "alice", floodN)
-	during := latencies(t, c, bob, "bob", probes)
-	n, maxPublish := wait()
-	if n != floodN {
-		t.Fatalf("flood published %d of %d: publishes blocked", n, floodN)
-	}
-	// The stuck device is closed as a slow consumer (4008).
-	streamsWait(t, 15*time.Second, func() bool {
-		return testutil.ToFloat64(mustCounter(t, e, "herald_edge_closes_total", "slow_consumer")) >= 1
+		stuckSocket(t, e.url, mint(t, "alice", ""), "stuck")
+		wait = flood(t, c, "alice", floodN)
+		during := latencies(t, c, bob, "bob", probes)
+		n, maxPublish := wait()
+		if n != floodN {
+			t.Fatalf("flood published %d of %d: publishes blocked", n, floodN)
+		}
+		// The stuck device is closed as a slow consumer (4008).
+		streamsWait(t, 15*time.Second, func() bool {
+			return testutil.ToFloat64(mustCounter(t, e, "herald_edge_closes_total", "slow_consumer")) >= 1
+		})
+		t.Logf("healthy p50/p99 with a flooded reading device: %v/%v; with a flooded stuck device: %v/%v; slowest flood publish %v",
+			base[len(base)/2], p99(base), during[len(during)/2], p99(during), maxPublish)
+		// Generous bound (the issue asks for 2x): shared CI cores add noise, so
+		// allow 2x or 50ms above the baseline, whichever is larger.
+		if limit := max(2*p99(base), p99(base)+50*time.Millisecond); p99(during) > limit {
+			t.Errorf("healthy p99 with a stuck device %v > %v", p99(during), limit)
+		}
 	})
-	t.Logf("healthy p50/p99 with a flooded reading device: %v/%v; with a flooded stuck device: %v/%v; slowest flood publish %v",
-		base[len(base)/2], p99(base), during[len(during)/2], p99(during), maxPublish)
-	// Generous bound (the issue asks for 2x): shared CI cores add noise, so
-	// allow 2x or 50ms above the baseline, whichever is larger.
-	if limit := max(2*p99(base), p99(base)+50*time.Millisecond); p99(during) > limit {
-		t.Errorf("healthy p99 with a stuck device %v > %v", p99(during), limit)
-	}
 }
 
 func streamsWait(t *testing.T, d time.Duration, f func() bool) {

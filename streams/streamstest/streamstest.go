@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -63,7 +64,15 @@ func RunServer(t testing.TB) *server.Server {
 func Restart(t testing.TB, old *server.Server, opts *server.Options) *server.Server {
 	t.Helper()
 	o := opts.Clone()
-	o.Port = old.Addr().(*net.TCPAddr).Port
+	// A stopped server has no listener; its options keep the port it
+	// listened on.
+	u, err := url.Parse(old.ClientURL())
+	if err != nil {
+		t.Fatalf("streamstest: restart: %v", err)
+	}
+	if o.Port, err = strconv.Atoi(u.Port()); err != nil {
+		t.Fatalf("streamstest: restart: port of %s: %v", u, err)
+	}
 	return Start(t, o)
 }
 
@@ -84,7 +93,9 @@ func StreamConfig() config.Stream {
 	return config.Default().Stream
 }
 
-// Apply creates the HERALD stream on nc with c and fails the test on error.
+// Apply creates the HERALD stream on nc with c, and the device-position
+// bucket the live engine needs (default device TTL), and fails the test on
+// error.
 func Apply(t testing.TB, nc *nats.Conn, c config.Stream) jetstream.Stream {
 	t.Helper()
 	js, err := jetstream.New(nc)
@@ -95,6 +106,9 @@ func Apply(t testing.TB, nc *nats.Conn, c config.Stream) jetstream.Stream {
 	defer cancel()
 	s, err := streams.Apply(ctx, js, c)
 	if err != nil {
+		t.Fatalf("streamstest: %v", err)
+	}
+	if _, err := streams.ApplyDevices(ctx, js, streams.DevicesBucket(c, config.Default().Edge.DeviceTTL)); err != nil {
 		t.Fatalf("streamstest: %v", err)
 	}
 	return s

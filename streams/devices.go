@@ -1,0 +1,77 @@
+package streams
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/herald-push/herald/config"
+)
+
+// DevicesBucketName is the KV bucket that holds each device's acked
+// position for the live delivery engine (SPEC §1).
+const DevicesBucketName = "HERALD_DEVICES"
+
+// DevicesBucket returns the configuration of the device-position bucket: one
+// value per device (history 1), deleted when it has not been written for
+// ttl (the device TTL), file storage, as many replicas as the stream.
+func DevicesBucket(c config.Stream, ttl time.Duration) jetstream.KeyValueConfig {
+	replicas := c.Replicas
+	if replicas < 1 {
+		replicas = 1
+	}
+	return jetstream.KeyValueConfig{
+		Bucket:      DevicesBucketName,
+		Description: "Herald: acked position of each device (live engine)",
+		History:     1,
+		TTL:         ttl,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	}
+}
+
+// ApplyDevices creates the device-position bucket or updates it to cfg;
+// running it again with the same configuration changes nothing.
+func ApplyDevices(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("streams: apply bucket %s: %w", cfg.Bucket, err)
+	}
+	return kv, nil
+}
+
+// DeviceKey is the key of a device's position in the devices bucket:
+// <user token>.<device>, each part escaped to the characters a KV key
+// allows. Bytes outside [A-Za-z0-9_-] — the "~" of an encoded user token,
+// and ":" or "." in a device id — become "=" and two upper-case hex digits
+// ("~" → "=7E", ":" → "=3A", "." → "=2E"). "=" appears in neither a token
+// nor a device id, so the mapping is reversible and collision-free, and the
+// single "." keeps the user part one subject token: the keys of a user match
+// <escaped token>.*. For the common plain ids the key is exactly
+// <user>.<device>.
+func DeviceKey(user, device string) string {
+	return escapeKey(Token(user)) + "." + escapeKey(device)
+}
+
+func escapeKey(s string) string {
+	if plain(s) {
+		return s
+	}
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if isPlain(c) {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('=')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&0xf])
+	}
+	return b.String()
+}
