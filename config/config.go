@@ -139,7 +139,7 @@ func Default() Config {
 			RetryAfter:      time.Second,
 		},
 		Edge: Edge{
-			Delivery:        DeliveryConsumer,
+			Delivery:        DeliveryLive,
 			AckWait:         30 * time.Second,
 			MaxInflight:     256,
 			WriteTimeout:    10 * time.Second,

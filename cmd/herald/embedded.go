@@ -1,0 +1,119 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/herald-push/herald/config"
+)
+
+// embeddedReadyTimeout bounds the start of serve's embedded NATS server.
+const embeddedReadyTimeout = 15 * time.Second
+
+// embeddedOptions returns the options of serve's embedded NATS server:
+// JetStream with its store in <data-dir>/nats, the client port at
+// nats.embedded_listen ("off": no port, in-process clients only; port 0: a
+// free port), no signal handlers, and nats.token or nats.user/password
+// required from clients when configured.
+func embeddedOptions(cfg *config.Config) (*server.Options, error) {
+	o := &server.Options{
+		ServerName: "herald",
+		JetStream:  true,
+		StoreDir:   filepath.Join(cfg.DataDir, "nats"),
+		NoSigs:     true,
+		// The stored envelope is bounded by ingest.max_message_bytes; NATS
+		// must carry it with its headers.
+		MaxPayload: int32(max(1<<20, cfg.Ingest.MaxMessageBytes+8<<10)),
+	}
+	if cfg.NATS.Embedded == "off" {
+		o.DontListen = true
+	} else {
+		host, port, err := net.SplitHostPort(cfg.NATS.Embedded)
+		if err != nil {
+			return nil, fmt.Errorf("cmd: nats.embedded_listen: %w", err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil || p < 0 || p > 65535 {
+			return nil, fmt.Errorf("cmd: nats.embedded_listen %q: bad port", cfg.NATS.Embedded)
+		}
+		if p == 0 {
+			p = server.RANDOM_PORT // nats-server reads 0 as its default, 4222
+		}
+		if host == "" {
+			host = "0.0.0.0"
+		}
+		o.Host, o.Port = host, p
+	}
+	switch {
+	case cfg.NATS.Token != "":
+		o.Authorization = cfg.NATS.Token
+	case cfg.NATS.User != "":
+		o.Username, o.Password = cfg.NATS.User, cfg.NATS.Password
+	}
+	return o, nil
+}
+
+// startEmbedded starts the embedded server and waits until it takes
+// clients. The caller owns it: Shutdown and WaitForShutdown.
+func startEmbedded(cfg *config.Config, log *slog.Logger) (*server.Server, error) {
+	opts, err := embeddedOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("cmd: embedded nats: %w", err)
+	}
+	nl := &natsLogger{log: log.With("component", "nats-server")}
+	srv.SetLoggerV2(nl, false, false, false)
+	srv.Start()
+	if !srv.ReadyForConnections(embeddedReadyTimeout) || !srv.JetStreamEnabled() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		cause := nl.lastError()
+		if cause == "" {
+			cause = fmt.Sprintf("not ready within %v", embeddedReadyTimeout)
+		}
+		return nil, fmt.Errorf("cmd: embedded nats (nats.embedded_listen %s, store %s): %s", cfg.NATS.Embedded, opts.StoreDir, cause)
+	}
+	return srv, nil
+}
+
+// natsLogger passes the embedded server's log to slog: notices at debug
+// level (startup is chatty), warnings and errors as such. It remembers the
+// last error so that a failed start can say why.
+type natsLogger struct {
+	log  *slog.Logger
+	mu   sync.Mutex
+	last string
+}
+
+var _ server.Logger = (*natsLogger)(nil)
+
+func (l *natsLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Fatalf(format string, v ...any)  { l.errorf(format, v...) }
+func (l *natsLogger) Errorf(format string, v ...any)  { l.errorf(format, v...) }
+func (l *natsLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Tracef(format string, v ...any)  {}
+
+func (l *natsLogger) errorf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	l.mu.Lock()
+	l.last = msg
+	l.mu.Unlock()
+	l.log.Error(msg)
+}
+
+func (l *natsLogger) lastError() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.last
+}

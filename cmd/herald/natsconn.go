@@ -1,0 +1,107 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/herald-push/herald/config"
+)
+
+// natsConn is a client connection plus what its callbacks learned: when it
+// closed and why the last (re)connect failed.
+type natsConn struct {
+	nc     *nats.Conn
+	closed chan struct{} // closed by the ClosedHandler
+	log    *slog.Logger
+
+	mu   sync.Mutex // guards last; held only to read or swap it
+	last error
+}
+
+// connectNATS connects to cfg.NATS as name, or in-process to srv when it
+// is not nil, logging connection changes (a failing reconnect once per
+// distinct error). extra options come last (nats.RetryOnFailedConnect).
+func connectNATS(cfg *config.Config, name string, log *slog.Logger, srv *server.Server, extra ...nats.Option) (*natsConn, error) {
+	c := &natsConn{closed: make(chan struct{}), log: log.With("component", "nats")}
+	var once sync.Once
+	where := func(nc *nats.Conn) string {
+		if srv != nil {
+			return "in-process"
+		}
+		return nc.ConnectedUrlRedacted()
+	}
+	opts := append(cfg.NATS.ConnectOptions(name),
+		nats.ConnectHandler(func(nc *nats.Conn) { c.setLast(nil); c.log.Info("connected", "url", where(nc)) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { c.setLast(nil); c.log.Info("reconnected", "url", where(nc)) }),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			if c.setLast(err) {
+				c.log.Warn("cannot connect; retrying", "url", cfg.NATS.ServerURL(), "err", err)
+			}
+		}),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				c.log.Warn("disconnected", "err", err)
+			}
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subj := ""
+			if sub != nil {
+				subj = sub.Subject
+			}
+			c.log.Warn("async error", "subject", subj, "err", err)
+		}),
+		nats.ClosedHandler(func(*nats.Conn) { once.Do(func() { close(c.closed) }) }),
+	)
+	if srv != nil {
+		opts = append(opts, nats.InProcessServer(srv))
+	}
+	opts = append(opts, extra...)
+	nc, err := nats.Connect(cfg.NATS.ServerURL(), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("cmd: connect nats %s: %w", cfg.NATS.ServerURL(), err)
+	}
+	c.nc = nc
+	return c, nil
+}
+
+// setLast records the last connect error and reports whether it differs
+// from the previous one.
+func (c *natsConn) setLast(err error) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	changed := fmt.Sprint(err) != fmt.Sprint(c.last)
+	c.last = err
+	return changed
+}
+
+// lastError is why the last connect attempt failed, nil once connected.
+func (c *natsConn) lastError() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last
+}
+
+// drain drains the connection (pending publishes and subscriptions finish)
+// and waits until it is closed or timeout passes, then closes it.
+func (c *natsConn) drain(timeout time.Duration) {
+	if c.nc.IsClosed() {
+		return
+	}
+	if err := c.nc.Drain(); err != nil {
+		c.nc.Close()
+		return
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-c.closed:
+	case <-t.C:
+		c.log.Warn("drain timed out; closing", "timeout", timeout)
+		c.nc.Close()
+	}
+}

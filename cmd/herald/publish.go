@@ -1,0 +1,226 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	"github.com/herald-push/herald/config"
+	"github.com/herald-push/herald/ingest/apierr"
+	"github.com/herald-push/herald/streams"
+)
+
+// publishFlags are the message fields of herald publish.
+type publishFlags struct {
+	user     string
+	title    string
+	body     string
+	priority int
+	id       string
+	tags     []string
+	data     string
+	url      string
+	key      string
+	viaNATS  bool
+}
+
+func newPublishCmd(a *app) *cobra.Command {
+	var f publishFlags
+	cmd := &cobra.Command{
+		Use:   "publish --user U [--title T] [--priority N] [--id KEY] [BODY]",
+		Short: "Publish a message to a user, via the ingest HTTP API or --nats",
+		Long: `Publish one message to every device of a user and print the JSON answer.
+
+By default it posts to the ingest API at --url with the producer key --key
+(else the first of ingest.producer_keys / HERALD_PRODUCER_KEYS, else the key
+herald serve generated in <data-dir>/credentials.json). With --nats it stores
+the envelope straight in JetStream at --nats-url, with Nats-Msg-Id set to the
+id so that a retry within the duplicate window is stored once.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := a.loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			if len(args) == 1 {
+				f.body = args[0]
+			}
+			if !cmd.Flags().Changed("priority") {
+				f.priority = -1
+			}
+			if f.viaNATS {
+				return a.publishNATS(cmd.Context(), &cfg, &f)
+			}
+			return a.publishHTTP(cmd.Context(), &cfg, &f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.user, "user", "", "user id to publish to")
+	fl.StringVar(&f.title, "title", "", "message title")
+	fl.IntVar(&f.priority, "priority", streams.DefaultPriority, "priority 0–10")
+	fl.StringVar(&f.id, "id", "", "idempotency key (Idempotency-Key header; Nats-Msg-Id with --nats)")
+	fl.StringArrayVar(&f.tags, "tag", nil, "a tag (repeatable)")
+	fl.StringVar(&f.data, "data", "", `a JSON object to attach, e.g. '{"build":42}'`)
+	fl.StringVar(&f.url, "url", "http://127.0.0.1:8080", "base URL of the ingest API")
+	fl.StringVar(&f.key, "key", "", "producer key")
+	fl.BoolVar(&f.viaNATS, "nats", false, "publish straight to JetStream at --nats-url instead of HTTP")
+	_ = cmd.MarkFlagRequired("user")
+	return cmd
+}
+
+// envelope builds and validates the message of f.
+func (f *publishFlags) envelope() (streams.Envelope, error) {
+	if err := streams.ValidateUser(f.user); err != nil {
+		return streams.Envelope{}, err
+	}
+	e := streams.Envelope{ID: f.id, User: f.user, Title: f.title, Body: f.body, Tags: f.tags}
+	if f.priority >= 0 {
+		p := f.priority
+		e.Priority = &p
+	}
+	if f.data != "" {
+		e.Data = json.RawMessage(f.data)
+	}
+	if err := e.Validate(); err != nil {
+		return streams.Envelope{}, err
+	}
+	return e, nil
+}
+
+func (a *app) publishHTTP(ctx context.Context, cfg *config.Config, f *publishFlags) error {
+	e, err := f.envelope()
+	if err != nil {
+		return fmt.Errorf("cmd: publish: %w", err)
+	}
+	key := f.key
+	if key == "" {
+		if key, err = producerKey(cfg); err != nil {
+			return err
+		}
+	}
+	body, err := json.Marshal(struct {
+		Title    string          `json:"title,omitempty"`
+		Body     string          `json:"body,omitempty"`
+		Priority *int            `json:"priority,omitempty"`
+		Tags     []string        `json:"tags,omitempty"`
+		Data     json.RawMessage `json:"data,omitempty"`
+	}{e.Title, e.Body, e.Priority, e.Tags, e.Data})
+	if err != nil {
+		return fmt.Errorf("cmd: publish: %w", err)
+	}
+	u := strings.TrimRight(f.url, "/") + "/v1/users/" + url.PathEscape(f.user) + "/messages"
+	ctx, cancel := context.WithTimeout(ctx, cfg.Ingest.PublishTimeout+cfg.NATS.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("cmd: publish: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+key)
+	if f.id != "" {
+		req.Header.Set("Idempotency-Key", f.id)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("cmd: publish: %w", err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("cmd: publish: read answer: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var eb apierr.Body
+		if json.Unmarshal(out, &eb) == nil && eb.Error.Code != "" {
+			return fmt.Errorf("cmd: publish: %s: %s: %s", resp.Status, eb.Error.Code, eb.Error.Message)
+		}
+		return fmt.Errorf("cmd: publish: %s: %s", resp.Status, bytes.TrimSpace(out))
+	}
+	_, err = fmt.Fprintln(a.stdout, string(bytes.TrimSpace(out)))
+	return err
+}
+
+// natsPublished is what publish --nats prints, shaped like ingest's answer.
+type natsPublished struct {
+	ID        string    `json:"id"`
+	Seq       uint64    `json:"seq"`
+	User      string    `json:"user"`
+	Time      time.Time `json:"time"`
+	Duplicate bool      `json:"duplicate,omitempty"`
+}
+
+func (a *app) publishNATS(ctx context.Context, cfg *config.Config, f *publishFlags) error {
+	e, err := f.envelope()
+	if err != nil {
+		return fmt.Errorf("cmd: publish: %w", err)
+	}
+	e.Time = time.Now().UTC().Truncate(time.Millisecond)
+	if e.ID == "" {
+		if e.ID, err = newID(e.Time); err != nil {
+			return err
+		}
+	}
+	payload, err := e.Encode()
+	if err != nil {
+		return fmt.Errorf("cmd: publish: %w", err)
+	}
+	if len(payload) > cfg.Ingest.MaxMessageBytes {
+		return fmt.Errorf("cmd: publish: the envelope is %d bytes, over ingest.max_message_bytes %d", len(payload), cfg.Ingest.MaxMessageBytes)
+	}
+	log := newLogger(cfg.Log, a.stderr)
+	conn, err := connectNATS(cfg, "herald-cli", log, nil)
+	if err != nil {
+		return err
+	}
+	defer conn.drain(cfg.NATS.Timeout)
+	js, err := jetstream.New(conn.nc)
+	if err != nil {
+		return fmt.Errorf("cmd: jetstream: %w", err)
+	}
+	msg := nats.NewMsg(streams.Subjects{Prefix: cfg.Stream.Prefix}.User(e.User))
+	msg.Data = payload
+	msg.Header.Set(jetstream.MsgIDHeader, e.ID)
+	ctx, cancel := context.WithTimeout(ctx, cfg.Ingest.PublishTimeout)
+	defer cancel()
+	ack, err := js.PublishMsg(ctx, msg, jetstream.WithExpectStream(cfg.Stream.Name))
+	if err != nil {
+		return fmt.Errorf("cmd: publish: %w", err)
+	}
+	out, err := json.Marshal(natsPublished{ID: e.ID, Seq: ack.Sequence, User: e.User, Time: e.Time, Duplicate: ack.Duplicate})
+	if err != nil {
+		return fmt.Errorf("cmd: publish: %w", err)
+	}
+	_, err = fmt.Fprintln(a.stdout, string(out))
+	return err
+}
+
+// newID returns a ULID-shaped id: 48 bits of Unix milliseconds and 80
+// random bits in Crockford base32, so ids sort by time.
+func newID(t time.Time) (string, error) {
+	const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixMilli())<<16)
+	if _, err := rand.Read(b[6:]); err != nil {
+		return "", fmt.Errorf("cmd: id: %w", err)
+	}
+	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	out := make([]byte, 26)
+	for i := 25; i >= 0; i-- {
+		out[i] = crockford[lo&31]
+		lo = lo>>5 | hi<<59
+		hi >>= 5
+	}
+	return string(out), nil
+}

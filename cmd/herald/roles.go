@@ -1,0 +1,388 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/herald-push/herald/config"
+	"github.com/herald-push/herald/edge"
+	"github.com/herald-push/herald/edge/token"
+	"github.com/herald-push/herald/ingest"
+	"github.com/herald-push/herald/ingest/apierr"
+	"github.com/herald-push/herald/streams"
+)
+
+// roleSet says which HTTP roles a node serves.
+type roleSet struct {
+	ingest bool
+	edge   bool
+}
+
+func (r roleSet) String() string {
+	switch {
+	case r.ingest && r.edge:
+		return "ingest+edge"
+	case r.ingest:
+		return "ingest"
+	case r.edge:
+		return "edge"
+	}
+	return "none"
+}
+
+// preflight reports, naming the YAML path, what a role set cannot run
+// without: producer keys for ingest; for edge a JWT secret or public keys.
+// It runs before anything starts.
+func preflight(cfg *config.Config, r roleSet) error {
+	var errs []error
+	if r.ingest && len(cfg.Ingest.ProducerKeys) == 0 {
+		errs = append(errs, errors.New("cmd: ingest.producer_keys is not set (HERALD_PRODUCER_KEYS): the ingest role needs at least one producer key"))
+	}
+	if r.edge && cfg.Auth.JWTSecret == "" && len(cfg.Auth.PublicKeys) == 0 {
+		errs = append(errs, errors.New("cmd: auth.jwt_secret (HERALD_JWT_SECRET) or auth.public_keys is not set: the edge role needs a key to verify client tokens"))
+	}
+	return errors.Join(errs...)
+}
+
+// node is the HTTP side of one process: the roles it serves on one mux,
+// plus /healthz, /readyz and /metrics. It does not own the NATS connection.
+type node struct {
+	cfg     config.Config
+	roles   roleSet
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	edge    *edge.Server // nil without the edge role
+	engine  runner       // the delivery engine's background loop; nil if it has none
+	handler http.Handler
+	log     *slog.Logger
+
+	readyMu   sync.Mutex // guards lastReady; held only to swap it
+	lastReady string
+}
+
+// newNode builds the roles over nc. reg receives every metric.
+func newNode(cfg config.Config, nc *nats.Conn, roles roleSet, log *slog.Logger, reg *prometheus.Registry) (*node, error) {
+	if err := preflight(&cfg, roles); err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("cmd: jetstream: %w", err)
+	}
+	n := &node{cfg: cfg, roles: roles, nc: nc, js: js, log: log}
+	var verifier *token.Verifier
+	if cfg.Auth.JWTSecret != "" || len(cfg.Auth.PublicKeys) > 0 {
+		if verifier, err = token.New(cfg.Auth); err != nil {
+			return nil, fmt.Errorf("cmd: auth: %w", err)
+		}
+	}
+	mux := http.NewServeMux()
+	if roles.ingest {
+		ijs, err := jetstream.New(nc, ingest.JetStreamOpts(cfg.Ingest)...)
+		if err != nil {
+			return nil, fmt.Errorf("cmd: jetstream: %w", err)
+		}
+		opts := ingest.Options{
+			Ingest:       cfg.Ingest,
+			Stream:       cfg.Stream,
+			MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
+			Logger:       log,
+			Registerer:   reg,
+		}
+		if verifier != nil { // a nil *Verifier in the interface would not be nil
+			opts.Tokens = verifier
+		}
+		h, err := ingest.New(opts, ijs)
+		if err != nil {
+			return nil, fmt.Errorf("cmd: ingest: %w", err)
+		}
+		h.Register(mux)
+	}
+	if roles.edge {
+		eng, err := newEngine(&cfg, js, log)
+		if err != nil {
+			return nil, err
+		}
+		es, err := edge.New(edge.Options{Edge: cfg.Edge, Engine: eng, Tokens: verifier, Logger: log, Registerer: reg})
+		if err != nil {
+			return nil, fmt.Errorf("cmd: edge: %w", err)
+		}
+		es.Register(mux)
+		n.edge = es
+		if r, ok := eng.(runner); ok {
+			n.engine = r
+		}
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		apierr.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", n.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	n.handler = jsonNotFound(mux, log)
+	return n, nil
+}
+
+// newEngine builds the delivery engine edge.delivery names.
+func newEngine(cfg *config.Config, js jetstream.JetStream, log *slog.Logger) (edge.Engine, error) {
+	switch cfg.Edge.Delivery {
+	case config.DeliveryLive:
+		eng, err := edge.NewLiveEngine(js, cfg.Stream, cfg.Edge, cfg.NATS.Timeout, log)
+		if err != nil {
+			return nil, fmt.Errorf("cmd: edge: %w", err)
+		}
+		return eng, nil
+	case config.DeliveryConsumer:
+		eng, err := edge.NewConsumerEngine(js, cfg.Stream, cfg.Edge, cfg.NATS.Timeout, log)
+		if err != nil {
+			return nil, fmt.Errorf("cmd: edge: %w", err)
+		}
+		return eng, nil
+	}
+	return nil, fmt.Errorf("cmd: edge.delivery: unknown engine %q", cfg.Edge.Delivery)
+}
+
+// runner is a delivery engine with a background loop (the live engine's
+// position writer and reconnect re-check) that must run while it serves.
+type runner interface {
+	Run(ctx context.Context) error
+}
+
+// newRegistry returns the metrics registry of a process: Go runtime and
+// process collectors plus herald_build_info.
+func newRegistry(role string) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	info := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "herald_build_info",
+		Help:        "Always 1; labels name the version and the role of this process.",
+		ConstLabels: prometheus.Labels{"version": versionString(), "role": role},
+	})
+	info.Set(1)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), info)
+	return reg
+}
+
+// readyStatus is the body of /readyz.
+type readyStatus struct {
+	Status string `json:"status"` // "ok" or "unavailable"
+	NATS   string `json:"nats"`   // the connection status
+	Stream string `json:"stream"` // the stream name
+	Error  string `json:"error,omitempty"`
+}
+
+// readyz answers 200 when NATS is connected and the stream exists, else 503.
+func (n *node) readyz(w http.ResponseWriter, r *http.Request) {
+	st := readyStatus{Status: "ok", NATS: n.nc.Status().String(), Stream: n.cfg.Stream.Name}
+	if err := n.checkReady(r.Context()); err != nil {
+		st.Status, st.Error = "unavailable", err.Error()
+	}
+	code := http.StatusOK
+	if st.Status != "ok" {
+		code = http.StatusServiceUnavailable
+	}
+	n.noteReady(st.Error)
+	apierr.WriteJSON(w, code, st)
+}
+
+func (n *node) checkReady(ctx context.Context) error {
+	if !n.nc.IsConnected() {
+		return errors.New("NATS is not connected")
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.NATS.Timeout)
+	defer cancel()
+	_, err := streams.Lookup(ctx, n.js, n.cfg.Stream.Name)
+	return err
+}
+
+// noteReady logs each change of readiness once, with the hint to apply the
+// stream when it is missing.
+func (n *node) noteReady(problem string) {
+	n.readyMu.Lock()
+	changed := n.lastReady != problem
+	n.lastReady = problem
+	n.readyMu.Unlock()
+	if !changed {
+		return
+	}
+	if problem == "" {
+		n.log.Info("ready", "stream", n.cfg.Stream.Name)
+		return
+	}
+	n.log.Warn("not ready", "err", problem, "hint", "create the stream with `herald streams apply --nats-url …` if it is missing")
+}
+
+// run serves on ln until ctx ends, then stops accepting and closes every
+// WebSocket with 1001 in parallel, bounded by edge.shutdown_timeout, and
+// stops the engine's loop once every feed has closed (so the last device
+// positions are written). The caller then drains NATS.
+func (n *node) run(ctx context.Context, ln net.Listener) error {
+	if n.engine != nil {
+		engCtx, stopEngine := context.WithCancel(context.Background())
+		engDone := make(chan error, 1)
+		go func() { engDone <- n.engine.Run(engCtx) }()
+		defer func() {
+			stopEngine()
+			if err := <-engDone; err != nil {
+				n.log.Warn("delivery engine stopped with an error", "err", err)
+			}
+		}()
+	}
+	hs := &http.Server{
+		Handler:           n.handler,
+		ReadHeaderTimeout: n.cfg.HTTP.ReadHeaderTimeout,
+		MaxHeaderBytes:    n.cfg.HTTP.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("cmd: http serve: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		n.shutdown(hs)
+		return nil
+	})
+	return g.Wait()
+}
+
+func (n *node) shutdown(hs *http.Server) {
+	n.log.Info("shutting down", "timeout", n.cfg.Edge.ShutdownTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Edge.ShutdownTimeout)
+	defer cancel()
+	var g errgroup.Group
+	g.Go(func() error {
+		if err := hs.Shutdown(ctx); err != nil {
+			n.log.Warn("http shutdown incomplete; closing", "err", err)
+			_ = hs.Close()
+		}
+		return nil
+	})
+	if n.edge != nil {
+		g.Go(func() error {
+			if err := n.edge.Shutdown(ctx); err != nil {
+				n.log.Warn("edge shutdown incomplete", "err", err, "connections", n.edge.Connections())
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+}
+
+// jsonNotFound renders the mux's own 404 and 405 answers as JSON errors.
+func jsonNotFound(mux *http.ServeMux, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(&errorRewriter{w: w, r: r, log: log}, r)
+	})
+}
+
+// errorRewriter replaces a plain-text 404 or 405 with the JSON error; any
+// other answer (a redirect, say) passes through.
+type errorRewriter struct {
+	w       http.ResponseWriter
+	r       *http.Request
+	log     *slog.Logger
+	rewrote bool
+}
+
+func (e *errorRewriter) Header() http.Header { return e.w.Header() }
+
+func (e *errorRewriter) WriteHeader(code int) {
+	var err *apierr.Error
+	switch code {
+	case http.StatusNotFound:
+		err = apierr.New(apierr.NotFound, "no such endpoint: %s %s", e.r.Method, e.r.URL.Path)
+	case http.StatusMethodNotAllowed:
+		err = apierr.New(apierr.MethodNotAllow, "method %s is not allowed on %s", e.r.Method, e.r.URL.Path)
+	default:
+		e.w.WriteHeader(code)
+		return
+	}
+	e.rewrote = true
+	e.w.Header().Del("Content-Length")
+	apierr.Write(e.w, e.log, err)
+}
+
+func (e *errorRewriter) Write(b []byte) (int, error) {
+	if e.rewrote {
+		return len(b), nil // drop the plain-text body
+	}
+	return e.w.Write(b)
+}
+
+// baseURL is the URL a local client reaches a listener at: an unspecified
+// address (":8080", "0.0.0.0:8080") becomes 127.0.0.1.
+func baseURL(scheme string, addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return scheme + "://" + addr.String()
+	}
+	host := "127.0.0.1"
+	if !tcp.IP.IsUnspecified() && tcp.IP != nil {
+		host = tcp.IP.String()
+	}
+	return scheme + "://" + net.JoinHostPort(host, strconv.Itoa(tcp.Port))
+}
+
+// runRole is herald ingest and herald edge: one or both roles against an
+// external NATS, connecting (and reconnecting) forever. It does not create
+// the stream: /readyz answers 503 until `herald streams apply` has run.
+func (a *app) runRole(ctx context.Context, cfg config.Config, roles roleSet) error {
+	log := newLogger(cfg.Log, a.stderr).With("role", roles.String())
+	if err := preflight(&cfg, roles); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("cmd: listen: %w", err)
+	}
+	defer ln.Close()
+	conn, err := connectNATS(&cfg, "herald-"+roles.String(), log, nil, nats.RetryOnFailedConnect(true))
+	if err != nil {
+		return err
+	}
+	defer conn.drain(cfg.Edge.ShutdownTimeout)
+	nc := conn.nc
+	n, err := newNode(cfg, nc, roles, log, newRegistry(roles.String()))
+	if err != nil {
+		return err
+	}
+	if nc.IsConnected() {
+		n.noteReady(errString(n.checkReady(ctx)))
+	} else {
+		log.Warn("NATS is not reachable yet; retrying", "url", cfg.NATS.ServerURL())
+	}
+	addr := baseURL("http", ln.Addr())
+	log.Info("listening", "addr", addr, "delivery", cfg.Edge.Delivery)
+	fmt.Fprintf(a.stdout, "herald %s listening on %s\n", roles, addr)
+	if a.ready != nil {
+		a.ready(ln.Addr().String())
+	}
+	return n.run(ctx, ln)
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	"github.com/herald-push/herald/config"
+	"github.com/herald-push/herald/edge/token"
+	"github.com/herald-push/herald/streams"
+)
+
+// bannerTokenTTL is the lifetime of the token in serve's listen line.
+const bannerTokenTTL = 24 * time.Hour
+
+func newServeCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run ingest and edge with an embedded NATS JetStream server",
+		Long: `Run everything in one process: an embedded NATS server with JetStream (data in
+--data-dir), the stream, and ingest plus edge on --listen.
+
+With no auth configured, serve creates a producer key and a JWT secret in
+<data-dir>/credentials.json, reuses them on restart, and prints them with a
+ready curl and herald listen line.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := a.loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			return a.serve(cmd.Context(), cfg)
+		},
+	}
+}
+
+func newIngestCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ingest",
+		Short: "Run the producer HTTP API against an external NATS (--nats-url)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := a.loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			return a.runRole(cmd.Context(), cfg, roleSet{ingest: true})
+		},
+	}
+}
+
+func newEdgeCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "edge",
+		Short: "Run the device WebSocket endpoint against an external NATS (--nats-url)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := a.loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			return a.runRole(cmd.Context(), cfg, roleSet{edge: true})
+		},
+	}
+}
+
+// generated is what serve filled in from <data-dir>/credentials.json.
+type generated struct {
+	path      string
+	created   bool
+	key       string // "" when producer keys were configured
+	jwtSecret string // "" when a secret or public keys were configured
+}
+
+// fillCredentials gives serve whatever auth is not configured from the data
+// dir's credentials (created on first use): a producer key when there is
+// none, a JWT secret when there is neither a secret nor a public key.
+func fillCredentials(cfg *config.Config) (generated, error) {
+	needKey := len(cfg.Ingest.ProducerKeys) == 0
+	needSecret := cfg.Auth.JWTSecret == "" && len(cfg.Auth.PublicKeys) == 0
+	g := generated{path: filepath.Join(cfg.DataDir, credsFile)}
+	if !needKey && !needSecret {
+		return g, nil
+	}
+	c, created, err := loadOrCreateCredentials(cfg.DataDir)
+	if err != nil {
+		return g, err
+	}
+	g.created = created
+	if needKey {
+		g.key = c.ProducerKey
+		cfg.Ingest.ProducerKeys = []string{c.ProducerKey}
+	}
+	if needSecret {
+		g.jwtSecret = c.JWTSecret
+		cfg.Auth.JWTSecret = c.JWTSecret
+	}
+	return g, nil
+}
+
+// serve runs herald serve until ctx ends: embedded NATS, the stream, and
+// ingest plus edge on one listener. On ctx's end it stops accepting, closes
+// sockets with 1001, drains NATS and shuts the embedded server down.
+func (a *app) serve(ctx context.Context, cfg config.Config) error {
+	log := newLogger(cfg.Log, a.stderr).With("role", "serve")
+	gen, err := fillCredentials(&cfg)
+	if err != nil {
+		return err
+	}
+	if err := preflight(&cfg, roleSet{ingest: true, edge: true}); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("cmd: listen: %w", err)
+	}
+	defer ln.Close()
+
+	srv, err := startEmbedded(&cfg, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		log.Info("embedded NATS stopped")
+	}()
+	conn, err := connectNATS(&cfg, "herald-serve", log, srv)
+	if err != nil {
+		return err
+	}
+	defer conn.drain(cfg.Edge.ShutdownTimeout)
+	nc := conn.nc
+
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("cmd: jetstream: %w", err)
+	}
+	actx, cancel := context.WithTimeout(ctx, cfg.NATS.Timeout)
+	_, err = streams.Apply(actx, js, cfg.Stream)
+	if err == nil {
+		_, err = streams.ApplyDevices(actx, js, streams.DevicesBucket(cfg.Stream, cfg.Edge.DeviceTTL))
+	}
+	cancel()
+	if err != nil {
+		return fmt.Errorf("cmd: serve: %w", err)
+	}
+	n, err := newNode(cfg, nc, roleSet{ingest: true, edge: true}, log, newRegistry("serve"))
+	if err != nil {
+		return err
+	}
+	natsURL := "in-process only (nats.embedded_listen off)"
+	if cfg.NATS.Embedded != "off" {
+		natsURL = srv.ClientURL()
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "nats", natsURL, "delivery", cfg.Edge.Delivery, "data_dir", cfg.DataDir)
+	if err := printBanner(a.stdout, &cfg, ln.Addr(), natsURL, gen); err != nil {
+		return err
+	}
+	if a.ready != nil {
+		a.ready(ln.Addr().String())
+	}
+	return n.run(ctx, ln)
+}
+
+// printBanner prints where serve listens and, with generated credentials,
+// a ready curl and herald listen line.
+func printBanner(w io.Writer, cfg *config.Config, addr net.Addr, natsURL string, gen generated) error {
+	httpURL := baseURL("http", addr)
+	wsURL := baseURL("ws", addr)
+	var b strings.Builder
+	fmt.Fprintf(&b, "Herald is running.\n")
+	fmt.Fprintf(&b, "  HTTP  %s  (ingest /v1/users/{user}/messages, edge /v1/ws, /healthz, /readyz, /metrics)\n", httpURL)
+	fmt.Fprintf(&b, "  NATS  %s  (embedded JetStream, store %s)\n", natsURL, filepath.Join(cfg.DataDir, "nats"))
+	if gen.key != "" || gen.jwtSecret != "" {
+		verb := "reused from"
+		if gen.created {
+			verb = "generated in"
+		}
+		fmt.Fprintf(&b, "\nCredentials %s %s:\n", verb, gen.path)
+		if gen.key != "" {
+			fmt.Fprintf(&b, "  producer key  %s\n", gen.key)
+		}
+		if gen.jwtSecret != "" {
+			fmt.Fprintf(&b, "  JWT secret    %s\n", gen.jwtSecret)
+		}
+	}
+	key := gen.key
+	if key == "" {
+		key = "<producer key>"
+	}
+	fmt.Fprintf(&b, "\nPublish:\n  curl -X POST -H \"Authorization: Bearer %s\" -H \"Content-Type: text/plain\" -d 'hello' %s/v1/users/alice/messages\n", key, httpURL)
+	urlFlag := ""
+	if wsURL != defaultListenURL {
+		urlFlag = " --url " + wsURL
+	}
+	fmt.Fprintf(&b, "\nListen (in another terminal):\n")
+	if gen.jwtSecret != "" {
+		tok, err := token.Mint(gen.jwtSecret, "alice", "laptop", bannerTokenTTL)
+		if err != nil {
+			return fmt.Errorf("cmd: serve: %w", err)
+		}
+		fmt.Fprintf(&b, "  go run ./cmd/herald listen --user alice --device laptop%s --token %s\n", urlFlag, tok)
+		fmt.Fprintf(&b, "  (token valid %v; or mint one per run: HERALD_JWT_SECRET=%s go run ./cmd/herald listen --user alice --device laptop%s)\n", bannerTokenTTL, gen.jwtSecret, urlFlag)
+	} else {
+		fmt.Fprintf(&b, "  go run ./cmd/herald listen --user alice --device laptop%s --token <client JWT>\n", urlFlag)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -1,0 +1,42 @@
+package config
+
+import (
+	"testing"
+
+	"github.com/nats-io/nats.go"
+)
+
+func TestConnectOptions(t *testing.T) {
+	c := Default()
+	c.NATS.URL = " nats://a:4222 , nats://b:4222,"
+	c.NATS.User, c.NATS.Password = "u", "p"
+	o := nats.GetDefaultOptions()
+	for _, opt := range c.NATS.ConnectOptions("herald-test") {
+		if err := opt(&o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := c.NATS.ServerURL(); got != "nats://a:4222,nats://b:4222" {
+		t.Errorf("ServerURL() = %q", got)
+	}
+	if o.Name != "herald-test" || o.MaxReconnect != -1 || o.ReconnectWait != ReconnectWait || o.ReconnectJitter != ReconnectJitter {
+		t.Errorf("options = name %q, max reconnect %d, wait %v, jitter %v", o.Name, o.MaxReconnect, o.ReconnectWait, o.ReconnectJitter)
+	}
+	if o.User != "u" || o.Password != "p" || o.Token != "" {
+		t.Errorf("credentials = %q/%q token %q", o.User, o.Password, o.Token)
+	}
+	if o.Timeout != c.NATS.Timeout {
+		t.Errorf("timeout = %v, want %v", o.Timeout, c.NATS.Timeout)
+	}
+
+	c.NATS.User, c.NATS.Token = "", "tok"
+	o = nats.GetDefaultOptions()
+	for _, opt := range c.NATS.ConnectOptions("herald-test") {
+		if err := opt(&o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if o.Token != "tok" || o.User != "" {
+		t.Errorf("token credentials = %q, user %q", o.Token, o.User)
+	}
+}
