@@ -74,6 +74,12 @@ type Ingest struct {
 	MaxBatch        int           `yaml:"max_batch"`
 	PublishTimeout  time.Duration `yaml:"publish_timeout"`
 	RetryAfter      time.Duration `yaml:"retry_after"`
+	// RateLimit is the messages per second each producer key may publish
+	// (a token bucket; a batch takes one token per message, at most
+	// RateBurst). 0: unlimited.
+	RateLimit int `yaml:"rate_limit"`
+	// RateBurst is the bucket size of RateLimit.
+	RateBurst int `yaml:"rate_burst"`
 }
 
 // Auth configures client tokens (SPEC §5).
@@ -98,6 +104,17 @@ type Edge struct {
 	SendQueue        int           `yaml:"send_queue"`
 	MaxConnsPerUser  int           `yaml:"max_conns_per_user"` // 0: unlimited
 	ShutdownTimeout  time.Duration `yaml:"shutdown_timeout"`
+	// MaxConns bounds the connections of one edge; beyond it an upgrade is
+	// refused with 503 unavailable. 0: unlimited.
+	MaxConns int `yaml:"max_conns"`
+	// IPConnectRate is the connection attempts per second one client IP
+	// may make (a token bucket of IPConnectBurst); beyond it 429
+	// rate_limited. 0: unlimited.
+	IPConnectRate  int `yaml:"ip_connect_rate"`
+	IPConnectBurst int `yaml:"ip_connect_burst"`
+	// AllowedOrigins are the Origin values (scheme://host[:port]) a browser
+	// upgrade may come from besides the edge's own host; "*" allows any.
+	AllowedOrigins []string `yaml:"allowed_origins"`
 }
 
 // Log configures log/slog output.
@@ -111,6 +128,13 @@ type HTTP struct {
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
 	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
 	MaxBodyBytes      int64         `yaml:"max_body_bytes"`
+	// TLSCert and TLSKey are PEM files; when set the listener serves
+	// HTTPS and WSS only.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// AdminListen is the address of the admin listener (/debug/pprof/ and
+	// /metrics); "" keeps it off.
+	AdminListen string `yaml:"admin_listen"`
 }
 
 // Default returns the configuration every overlay starts from.
@@ -137,6 +161,7 @@ func Default() Config {
 			MaxBatch:        1000,
 			PublishTimeout:  5 * time.Second,
 			RetryAfter:      time.Second,
+			RateBurst:       1000,
 		},
 		Edge: Edge{
 			Delivery:        DeliveryLive,
@@ -149,6 +174,7 @@ func Default() Config {
 			MaxFrameBytes:   4 << 10,
 			SendQueue:       512,
 			ShutdownTimeout: 10 * time.Second,
+			IPConnectBurst:  20,
 		},
 		Log:  Log{Level: "info", Format: "text"},
 		HTTP: HTTP{ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10, MaxBodyBytes: 8 << 20},
@@ -199,6 +225,14 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTP.MaxBodyBytes < int64(c.Ingest.MaxMessageBytes) {
 		bad("http.max_body_bytes", c.HTTP.MaxBodyBytes, "must be at least ingest.max_message_bytes")
+	}
+	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
+		bad("http.tls_cert", c.HTTP.TLSCert, "http.tls_cert and http.tls_key go together")
+	}
+	if c.HTTP.AdminListen != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP.AdminListen); err != nil {
+			bad("http.admin_listen", c.HTTP.AdminListen, "must be host:port (empty: off)")
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -288,6 +322,12 @@ func (i *Ingest) validate(bad badFunc) {
 	if i.RetryAfter < time.Second {
 		bad("ingest.retry_after", i.RetryAfter, "must be at least 1s")
 	}
+	if i.RateLimit < 0 {
+		bad("ingest.rate_limit", i.RateLimit, "must not be negative (0: unlimited)")
+	}
+	if i.RateLimit > 0 && i.RateBurst < 1 {
+		bad("ingest.rate_burst", i.RateBurst, "must be positive when ingest.rate_limit is set")
+	}
 }
 
 func (e *Edge) validate(bad badFunc) {
@@ -328,5 +368,23 @@ func (e *Edge) validate(bad badFunc) {
 	}
 	if e.ShutdownTimeout <= 0 {
 		bad("edge.shutdown_timeout", e.ShutdownTimeout, "must be positive")
+	}
+	if e.MaxConns < 0 {
+		bad("edge.max_conns", e.MaxConns, "must not be negative (0: unlimited)")
+	}
+	if e.IPConnectRate < 0 {
+		bad("edge.ip_connect_rate", e.IPConnectRate, "must not be negative (0: unlimited)")
+	}
+	if e.IPConnectRate > 0 && e.IPConnectBurst < 1 {
+		bad("edge.ip_connect_burst", e.IPConnectBurst, "must be positive when edge.ip_connect_rate is set")
+	}
+	for _, o := range e.AllowedOrigins {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			bad("edge.allowed_origins", o, `each must be "*" or an origin like https://app.example.com`)
+		}
 	}
 }

@@ -154,7 +154,8 @@ func (e *ConsumerEngine) open(ctx context.Context, s jetstream.Stream, d Device,
 			return nil, err
 		}
 	}
-	st, err := locate(ctx, newStoreReader(e.js, s), subject, first, p, state, e.stream.MaxMsgsPerUser)
+	store := newStoreReader(e.js, s)
+	st, err := locate(ctx, store, subject, first, p, state, e.stream.MaxMsgsPerUser)
 	if err != nil {
 		return nil, unavailable("locate backlog", err)
 	}
@@ -162,7 +163,11 @@ func (e *ConsumerEngine) open(ctx context.Context, s jetstream.Stream, d Device,
 	if err != nil {
 		return nil, unavailable("pull", err)
 	}
-	return &consumerFeed{start: st, it: it, inflight: map[uint64]jetstream.Msg{}}, nil
+	return &consumerFeed{
+		start: st, it: it, store: store, subject: subject, timeout: e.timeout, window: e.edge.MaxInflight,
+		lastStream: first - 1,
+		inflight:   map[uint64]jetstream.Msg{},
+	}, nil
 }
 
 // clampSince keeps a since beyond the end of the stream at the end: a reset
@@ -235,9 +240,27 @@ func newDeviceStart(ctx context.Context, js jetstream.JetStream, s jetstream.Str
 }
 
 // consumerFeed is a Feed over one pull consumer.
+//
+// Deliveries lost in transit: a pull response can be lost between the
+// server and this client (a NATS server restart, a route failover). The
+// server counts such messages as delivered and would resend them after the
+// ack wait, but with AckAll a later cumulative ack from the device would
+// acknowledge them first, and they would be gone. The feed therefore
+// watches the consumer's delivery sequence: when it skips, or on the first
+// message, it reads the user's messages between the last one delivered and
+// the new one from the store and delivers those first.
 type consumerFeed struct {
-	start Start
-	it    jetstream.MessagesContext
+	start   Start
+	it      jetstream.MessagesContext
+	store   storeReader
+	subject string
+	timeout time.Duration
+	window  int
+
+	// Next's goroutine only.
+	lastCons   uint64     // consumer sequence of the last message pulled; 0 before the first
+	lastStream uint64     // the highest stream seq delivered (or the start − 1)
+	fill       []Delivery // read from the store, to deliver before the next pulled message
 
 	mu       sync.Mutex
 	inflight map[uint64]jetstream.Msg // delivered, not yet acked; ≤ W entries
@@ -247,6 +270,12 @@ type consumerFeed struct {
 func (f *consumerFeed) Start() Start { return f.start }
 
 func (f *consumerFeed) Next(ctx context.Context) (Delivery, error) {
+	if len(f.fill) > 0 {
+		d := f.fill[0]
+		f.fill = f.fill[1:]
+		f.lastStream = max(f.lastStream, d.Seq)
+		return d, nil
+	}
 	for {
 		m, err := f.it.Next(jetstream.NextContext(ctx))
 		if err != nil {
@@ -266,13 +295,54 @@ func (f *consumerFeed) Next(ctx context.Context) (Delivery, error) {
 			continue // not a JetStream message: cannot happen on a pull consumer
 		}
 		seq := md.Sequence.Stream
+		skipped := f.lastCons == 0 || md.Sequence.Consumer > f.lastCons+1
+		f.lastCons = max(f.lastCons, md.Sequence.Consumer)
 		f.mu.Lock()
 		if !f.closed {
 			f.inflight[seq] = m
 		}
 		f.mu.Unlock()
-		return Delivery{Seq: seq, Payload: m.Data(), Time: md.Timestamp, Redelivered: md.NumDelivered > 1}, nil
+		d := Delivery{Seq: seq, Payload: m.Data(), Time: md.Timestamp, Redelivered: md.NumDelivered > 1}
+		if skipped && seq > f.lastStream+1 {
+			missing, err := f.readMissing(ctx, seq)
+			if err != nil {
+				return Delivery{}, err
+			}
+			if len(missing) > 0 {
+				f.fill = append(missing[1:], d)
+				d = missing[0]
+			}
+		}
+		f.lastStream = max(f.lastStream, d.Seq)
+		return d, nil
 	}
+}
+
+// readMissing returns the user's stored messages after lastStream and
+// before seq: those the consumer delivered but this feed never received.
+// There are at most a window's worth; a failed read closes the session, and
+// the device's reconnect resends from its ack floor.
+func (f *consumerFeed) readMissing(ctx context.Context, seq uint64) ([]Delivery, error) {
+	var out []Delivery
+	for from := f.lastStream + 1; from < seq && len(out) <= 2*f.window; {
+		rctx, cancel := context.WithTimeout(ctx, f.timeout)
+		m, err := f.store.next(rctx, from, f.subject)
+		cancel()
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("edge: read lost deliveries after %d: %w", f.lastStream, err)
+		}
+		if m.Sequence >= seq {
+			break
+		}
+		d := rawDelivery(m)
+		d.Redelivered = true
+		out = append(out, d)
+		from = m.Sequence + 1
+	}
+	return out, nil
 }
 
 // Ack acks the newest delivered message at or below seq; with AckAll that

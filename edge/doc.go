@@ -1,7 +1,8 @@
 // Package edge serves devices: it verifies client tokens, upgrades to a
-// WebSocket (SPEC §6), and runs one session per connection that delivers the
-// user's messages in seq order, takes cumulative acks and resends what is not
-// acked in time.
+// WebSocket (SPEC §6) or streams server-sent events (SPEC §7, sse.go, with
+// acks by POST /v1/ack in ack.go), and runs one session per connection that
+// delivers the user's messages in seq order, takes cumulative acks and
+// resends what is not acked in time.
 //
 // The session layer does not know JetStream. It reads a Feed, opened by an
 // Engine; the consumer engine (consumer.go) keeps each device's position in a
@@ -18,10 +19,12 @@
 // blocks (a full feed queue makes that feed read the store instead). A feed
 // has no goroutine of its own: Next does its work on the session's pump.
 //
-// Concurrency contract: a Server is safe for concurrent use. Each session
-// owns three goroutines — a reader, a writer and a pump — started by the
-// HTTP handler and stopped by the session's close, which the handler waits
-// for before it returns. Everything bound for a socket goes through one
-// bounded queue; a full queue or a write that misses its deadline closes that
-// session alone with 4008. No lock is held across I/O or a channel send.
+// Concurrency contract: a Server is safe for concurrent use. Each WebSocket
+// session owns three goroutines — a reader, a writer and a pump — started by
+// the HTTP handler and stopped by the session's close, which the handler
+// waits for before it returns. An SSE session owns two: the handler's own
+// goroutine, its only writer, and the pump it starts and waits for.
+// Everything bound for a socket goes through one bounded queue; a full queue
+// or a write that misses its deadline closes that session alone (4008 on a
+// WebSocket). No lock is held across I/O or a channel send.
 package edge

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -65,6 +66,8 @@ type LiveEngine struct {
 
 	dirtyMu sync.Mutex
 	dirty   map[*liveFeed]struct{} // feeds whose position awaits a write
+
+	gapFills atomic.Uint64 // messages read from the store before a held live message
 }
 
 var _ Engine = (*LiveEngine)(nil)
@@ -261,7 +264,7 @@ func (e *LiveEngine) open(ctx context.Context, s jetstream.Stream, kv jetstream.
 		pos, err = strconv.ParseUint(string(entry.Value()), 10, 64)
 		if err != nil {
 			// Not written by Herald; treat the device as new.
-			e.log.Warn("bad device position, treating the device as new", "user", d.User, "device", d.Device, "err", err)
+			e.log.Warn("bad device position, treating the device as new", "user", streams.LogUser(d.User), "device", d.Device, "err", err)
 		} else {
 			known, touched = true, entry.Created()
 		}

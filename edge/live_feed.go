@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/herald-push/herald/streams"
 )
 
 // Bounds of a live feed's queue of messages received from the user's
@@ -268,6 +270,7 @@ func (f *liveFeed) nextNew(ctx context.Context) (d Delivery, ok bool, err error)
 			switch {
 			case found && m.Sequence < h.seq:
 				f.misses, f.cursor = 0, m.Sequence
+				f.e.gapFills.Add(1)
 				return rawDelivery(m), true, nil
 			case found || f.misses >= maxMisses:
 				// Nothing is left before h: retention removed it.
@@ -340,7 +343,7 @@ func (f *liveFeed) read(ctx context.Context, seq uint64) (*jetstream.RawStreamMs
 		}
 		if !warned {
 			warned = true
-			f.e.log.Warn("read from the store failed, retrying", "user", f.dev.User, "device", f.dev.Device, "seq", seq, "err", err)
+			f.e.log.Warn("read from the store failed, retrying", "user", streams.LogUser(f.dev.User), "device", f.dev.Device, "seq", seq, "err", err)
 		}
 		if err := f.sleep(ctx, backoff); err != nil {
 			return nil, false, err
@@ -417,7 +420,7 @@ func (f *liveFeed) flush(ctx context.Context) {
 	}
 	f.mu.Unlock()
 	if err != nil && ctx.Err() == nil {
-		f.e.log.Warn("write position", "user", f.dev.User, "device", f.dev.Device, "seq", seq, "err", err)
+		f.e.log.Warn("write position", "user", streams.LogUser(f.dev.User), "device", f.dev.Device, "seq", seq, "err", err)
 	}
 	if requeue {
 		f.e.markDirty(f)
@@ -456,7 +459,7 @@ func (f *liveFeed) Close() error {
 		return nil
 	}
 	if err := f.e.writePosition(ctx, f.kv, f.key, seq); err != nil {
-		f.e.log.Warn("write position on close", "user", f.dev.User, "device", f.dev.Device, "seq", seq, "err", err)
+		f.e.log.Warn("write position on close", "user", streams.LogUser(f.dev.User), "device", f.dev.Device, "seq", seq, "err", err)
 		return fmt.Errorf("edge: close: %w", err)
 	}
 	f.mu.Lock()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/streams"
@@ -229,6 +230,11 @@ func TestLiveGapFilledFromStore(t *testing.T) {
 			t.Fatalf("got %v, want %v", seqsOf(got), []uint64{before, lost, next})
 		}
 		idle(t, f, 100*time.Millisecond)
+	}
+	// herald_edge_gap_fills_total counts the messages read for gaps: at
+	// most the 4 lost republishes, for each of the 2 feeds.
+	if n := testutil.ToFloat64(r.eng.Collector()); n < 1 || n > 8 {
+		t.Errorf("gap fills = %v, want 1–8", n)
 	}
 }
 

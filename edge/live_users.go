@@ -217,13 +217,13 @@ func (e *LiveEngine) resync(ctx context.Context, users []*userSub, reconnected b
 	hctx, cancel := context.WithTimeout(ctx, e.timeout)
 	s, _, err := e.handles(hctx)
 	cancel()
-	store := newStoreReader(e.js, s)
-	if err != nil {
+	if err != nil { // s is nil: no stream handle (no quorum, no stream)
 		if ctx.Err() == nil {
 			e.log.Warn("re-check users", "err", err)
 		}
 		return users
 	}
+	store := newStoreReader(e.js, s)
 	failed := make([]bool, len(users))
 	idx := make([]int, len(users))
 	for i := range idx {

@@ -34,6 +34,11 @@ func newMetrics(reg prometheus.Registerer, engine string) *metrics {
 			Name: "herald_edge_rejected_total", Help: "Connection attempts refused before the upgrade, by error code.",
 		}, []string{"code"}),
 	}
+	// Every close reason is exported from the start (slow_consumer at 0
+	// included), so that rate() and alerts see the series before the first close.
+	for r := CloseShutdown; r <= CloseClientGone; r++ {
+		m.closes.WithLabelValues(r.Text())
+	}
 	if reg != nil {
 		reg.MustRegister(m.connections, m.deliveries, m.redeliveries, m.acks, m.closes, m.rejects)
 	}

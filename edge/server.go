@@ -6,7 +6,6 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -31,7 +30,8 @@ type Options struct {
 	Tokens     TokenVerifier
 	Logger     *slog.Logger          // nil: discard
 	Registerer prometheus.Registerer // nil: no metrics
-	// CheckOrigin decides browser upgrades; nil allows same-origin only.
+	// CheckOrigin decides browser upgrades; nil: same origin or one of
+	// Edge.AllowedOrigins (see Gate).
 	CheckOrigin func(r *http.Request) bool
 }
 
@@ -42,6 +42,7 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	up      websocket.Upgrader
+	lim     *limits // request gate: IP rate, origin, connection limit
 
 	ctx    context.Context // parent of every session
 	cancel context.CancelFunc
@@ -79,10 +80,16 @@ func New(opts Options) (*Server, error) {
 		metrics: newMetrics(opts.Registerer, opts.Edge.Delivery),
 		up: websocket.Upgrader{
 			HandshakeTimeout: 10 * time.Second,
-			ReadBufferSize:   4096,
-			WriteBufferSize:  4096,
-			CheckOrigin:      opts.CheckOrigin,
+			// Size 0 reuses the 4 KiB read buffer net/http already
+			// allocated for the connection; the write buffer comes from a
+			// pool for each write, so an idle connection holds none.
+			ReadBufferSize:  0,
+			WriteBufferPool: &sync.Pool{},
+			// Gate checked the origin before the upgrade, answering
+			// with a JSON 403 rather than the upgrader's plain text.
+			CheckOrigin: func(*http.Request) bool { return true },
 		},
+		lim:    newLimits(opts.Edge, opts.CheckOrigin),
 		ctx:    ctx,
 		cancel: cancel,
 	}
@@ -96,6 +103,9 @@ func New(opts Options) (*Server, error) {
 // Register adds the edge routes to mux.
 func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/ws", s.handleWS)
+	mux.HandleFunc("GET /v1/sse", s.handleSSE)
+	mux.HandleFunc("POST /v1/ack", s.handleAck)
+	mux.HandleFunc("OPTIONS /v1/ack", s.handleAckPreflight)
 }
 
 func (s *Server) shardOf(user string) *shard {
@@ -128,6 +138,7 @@ func (s *Server) release(ss *session) {
 		delete(sh.perUser, ss.dev.User)
 	}
 	sh.mu.Unlock()
+	close(ss.ended)
 	s.wg.Done()
 }
 
@@ -147,18 +158,9 @@ type connRequest struct {
 // authorize validates the request before any upgrade: device id, since and
 // token. Errors are *apierr.Error.
 func (s *Server) authorize(r *http.Request) (connRequest, error) {
-	q := r.URL.Query()
-	device := q.Get("device")
-	if err := streams.ValidateDevice(device); err != nil {
-		return connRequest{}, apierr.Wrap(apierr.InvalidDevice, err, err.Error())
-	}
-	var pos Position
-	if v := q.Get("since"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			return connRequest{}, apierr.New(apierr.InvalidRequest, "since must be a non-negative integer")
-		}
-		pos = Position{Since: n, HasSince: true}
+	device, pos, err := parseConnQuery(r.URL.Query())
+	if err != nil {
+		return connRequest{}, err
 	}
 	raw := token.FromRequest(r)
 	g, err := s.opts.Tokens.Verify(raw)
@@ -195,6 +197,12 @@ func (s *Server) openFeed(r *http.Request, cr connRequest) (Feed, error) {
 }
 
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
+	release, err := s.Gate(r)
+	if err != nil {
+		s.reject(w, err)
+		return
+	}
+	defer release()
 	cr, err := s.authorize(r)
 	if err != nil {
 		s.reject(w, err)
@@ -206,7 +214,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	feed, err := s.openFeed(r, cr)
 	if err != nil {
-		s.log.Warn("open feed", "user", cr.dev.User, "device", cr.dev.Device, "err", err)
+		s.log.Warn("open feed", "user", streams.LogUser(cr.dev.User), "device", cr.dev.Device, "err", err)
 		s.reject(w, err)
 		return
 	}
@@ -215,14 +223,15 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		_ = feed.Close() // the upgrader already answered
 		return
 	}
-	log := s.log.With("user", cr.dev.User, "device", cr.dev.Device)
+	log := s.log.With("user", streams.LogUser(cr.dev.User), "device", cr.dev.Device)
 	ss := newSession(s.ctx, cr.dev, feed, log, s.metrics)
-	c := &wsConn{s: ss, conn: conn, out: make(chan []byte, s.opts.Edge.SendQueue), opts: wsOptions{
+	c := newWSConn(ss, conn, wsOptions{
 		writeTimeout:  s.opts.Edge.WriteTimeout,
 		pingInterval:  s.opts.Edge.PingInterval,
 		idleTimeout:   s.opts.Edge.IdleTimeout,
 		maxFrameBytes: s.opts.Edge.MaxFrameBytes,
-	}}
+		sendQueue:     s.opts.Edge.SendQueue,
+	})
 	if !s.admit(ss) {
 		ss.close(CloseShutdown)
 		c.writeClose()
@@ -285,10 +294,28 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		sh.mu.Unlock()
 	}
 	// Closing only cancels a session; its own writer sends the 1001 frame
-	// under a short deadline, so all close in parallel without waiting on
-	// any one socket.
-	for _, ss := range all {
-		ss.close(CloseShutdown)
+	// under a short deadline and its feed writes the device's position.
+	// Sessions close shutdownBatch at a time, so that the position writes
+	// and the clients' reconnects elsewhere do not all land at once; when
+	// ctx is about to end (a margin before its deadline, so that their
+	// close frames and position writes still fit), the rest close at once.
+	bctx := ctx
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		bctx, cancel = context.WithDeadline(ctx, dl.Add(-min(time.Second, time.Until(dl)/2)))
+		defer cancel()
+	}
+	for i := 0; i < len(all); i += shutdownBatch {
+		batch := all[i:min(i+shutdownBatch, len(all))]
+		for _, ss := range batch {
+			ss.close(CloseShutdown)
+		}
+		if !waitEnded(bctx, batch) {
+			for _, ss := range all[i:] {
+				ss.close(CloseShutdown)
+			}
+			break
+		}
 	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
@@ -300,4 +327,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.cancel()
 		return ctx.Err()
 	}
+}
+
+// shutdownBatch is how many sessions Shutdown closes in parallel.
+const shutdownBatch = 128
+
+// waitEnded waits until every session's handler is done, false if ctx ends
+// first.
+func waitEnded(ctx context.Context, batch []*session) bool {
+	for _, ss := range batch {
+		select {
+		case <-ss.ended:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
 }

@@ -15,6 +15,19 @@ type sink interface {
 	enqueue(frame []byte) bool
 }
 
+// messageSink is a sink that labels message frames with their seq (the SSE
+// transport writes it as the event id).
+type messageSink interface {
+	enqueueMessage(seq uint64, frame []byte) bool
+}
+
+func enqueueMessage(out sink, d Delivery) bool {
+	if ms, ok := out.(messageSink); ok {
+		return ms.enqueueMessage(d.Seq, encodeMessage(d))
+	}
+	return out.enqueue(encodeMessage(d))
+}
+
 // session is the transport-independent part of a connection: it pumps the
 // feed into the sink in seq order, sends the synced frame once the backlog
 // is out, and applies acks. Its close reason is set once.
@@ -27,6 +40,7 @@ type session struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
+	ended  chan struct{} // closed by Server.release once the handler is done
 
 	mu     sync.Mutex
 	reason CloseReason
@@ -34,7 +48,7 @@ type session struct {
 
 func newSession(parent context.Context, dev Device, feed Feed, log *slog.Logger, m *metrics) *session {
 	ctx, cancel := context.WithCancel(parent)
-	return &session{dev: dev, feed: feed, start: feed.Start(), log: log, metrics: m, ctx: ctx, cancel: cancel}
+	return &session{dev: dev, feed: feed, start: feed.Start(), log: log, metrics: m, ctx: ctx, cancel: cancel, ended: make(chan struct{})}
 }
 
 // close ends the session with reason; the first reason wins. Safe to call
@@ -75,7 +89,7 @@ func (s *session) pump(out sink) {
 			}
 			return
 		}
-		if !out.enqueue(encodeMessage(d)) {
+		if !enqueueMessage(out, d) {
 			s.close(CloseSlow)
 			return
 		}

@@ -49,6 +49,9 @@ func (h *Handler) batch(w http.ResponseWriter, r *http.Request) (string, error) 
 	if err := h.authProducer(r); err != nil {
 		return "", err
 	}
+	if err := h.rateLimit(r, 1); err != nil {
+		return "", err
+	}
 	if r.Header.Get("Idempotency-Key") != "" {
 		return "", apierr.New(apierr.InvalidRequest, "Idempotency-Key is not supported on a batch; set id on each message")
 	}
@@ -68,6 +71,9 @@ func (h *Handler) batch(w http.ResponseWriter, r *http.Request) (string, error) 
 	}
 	if len(req.Messages) > h.ingest.MaxBatch {
 		return "", apierr.New(apierr.TooLarge, "%d messages in one batch; the limit is %d", len(req.Messages), h.ingest.MaxBatch)
+	}
+	if err := h.rateLimit(r, len(req.Messages)-1); err != nil { // the request took one
+		return "", err
 	}
 
 	results := make([]batchResult, len(req.Messages))

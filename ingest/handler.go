@@ -60,6 +60,7 @@ type Handler struct {
 	maxBodyBytes int64
 	singleLimit  int64
 	keys         keyring
+	limiter      *rateLimiter // nil: no producer rate limit
 	tokens       TokenVerifier
 	pub          publisher
 	nc           *nats.Conn
@@ -113,6 +114,7 @@ func New(opts Options, js jetstream.JetStream) (*Handler, error) {
 		maxBodyBytes: opts.MaxBodyBytes,
 		singleLimit:  min(opts.MaxBodyBytes, 2*int64(opts.Ingest.MaxMessageBytes)+4<<10),
 		keys:         keys,
+		limiter:      newRateLimiter(opts.Ingest, len(keys)),
 		tokens:       opts.Tokens,
 		pub:          js,
 		nc:           js.Conn(),

@@ -78,7 +78,7 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request) (string, error
 		defer cancel()
 		msgs, err := h.reader.next(ctx, h.subjects.User(user), since+1, limit, historyPageBytes)
 		if err != nil {
-			h.log.Warn("history read failed", "user", user, "seq", since, "err", err)
+			h.log.Warn("history read failed", "user", streams.LogUser(user), "seq", since, "err", err)
 			msg := "reading the stream failed; retry later"
 			if errors.Is(err, errNoStream) {
 				msg = "the stream is not available; retry later"

@@ -45,6 +45,9 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) (string, error
 	if err := h.authProducer(r); err != nil {
 		return "", err
 	}
+	if err := h.rateLimit(r, 1); err != nil {
+		return "", err
+	}
 	user := r.PathValue("user")
 	if err := streams.ValidateUser(user); err != nil {
 		return "", apierr.Wrap(apierr.InvalidUser, err, err.Error())
@@ -136,6 +139,9 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	if r.ContentLength > limit {
 		return nil, tooLargeBody(limit)
 	}
+	// A body that trickles in is cut off (a recorder without a connection
+	// does not support deadlines; nothing to bound then).
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyReadTimeout))
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var mbe *http.MaxBytesError
 	switch {
@@ -231,7 +237,7 @@ func (h *Handler) publishErr(user string, err error) error {
 	if errors.Is(err, nats.ErrMaxPayload) {
 		return apierr.Wrap(apierr.TooLarge, err, "the message exceeds the NATS max payload")
 	}
-	h.log.Warn("publish failed", "user", user, "err", err)
+	h.log.Warn("publish failed", "user", streams.LogUser(user), "err", err)
 	return h.unavailable("JetStream did not acknowledge the write; retry later", err)
 }
 

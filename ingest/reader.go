@@ -120,7 +120,7 @@ func (rd *reader) next(ctx context.Context, subject string, from uint64, limit, 
 		// Every message of a batch says how many follow. Without the
 		// header the server answered a plain get (it predates batches):
 		// return the one message rather than wait for an EOB.
-		if np := m.Header.Get(numPendingHeader); np == "" || np == "0" {
+		if np := lastHeader(m.Header, numPendingHeader); np == "" || np == "0" {
 			return msgs, nil
 		}
 	}
@@ -131,10 +131,12 @@ func (rd *reader) next(ctx context.Context, subject string, from uint64, limit, 
 // matching messages follow it.
 const numPendingHeader = "Nats-Num-Pending"
 
-// isStatus reports whether m is a status reply (no payload, a Status
-// header) rather than a stored message.
+// isStatus reports whether m is a status reply rather than a stored
+// message. A stored message always carries the server's Nats-Sequence
+// header; a status reply has none. (A stored message may carry its own
+// Status header and an empty payload: the producer's headers come first.)
 func isStatus(m *nats.Msg) bool {
-	return len(m.Data) == 0 && m.Header.Get("Status") != ""
+	return len(m.Header.Values(jetstream.SequenceHeader)) == 0
 }
 
 // statusErr maps a status reply to an error; nil for 204 (end of batch) and
@@ -143,7 +145,7 @@ func statusErr(m *nats.Msg) error {
 	if !isStatus(m) {
 		return nil
 	}
-	switch code := m.Header.Get("Status"); code {
+	switch code := lastHeader(m.Header, "Status"); code {
 	case "204":
 		return nil
 	case "404":
@@ -151,18 +153,32 @@ func statusErr(m *nats.Msg) error {
 	case "503":
 		return errNoStream
 	default:
-		return fmt.Errorf("status %s %s", code, m.Header.Get("Description"))
+		return fmt.Errorf("status %q %s", code, lastHeader(m.Header, "Description"))
 	}
 }
 
+// parseStored reads a stored message of a direct get. The server appends
+// its Nats-Sequence, Nats-Time-Stamp and Nats-Subject headers after the
+// headers the producer stored, and Header.Get returns the first value, so a
+// message published straight to NATS with its own Nats-Sequence would be
+// read under a forged seq: parseStored takes the last values.
 func parseStored(m *nats.Msg) (storedMsg, error) {
-	seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+	seq, err := strconv.ParseUint(lastHeader(m.Header, jetstream.SequenceHeader), 10, 64)
 	if err != nil {
 		return storedMsg{}, fmt.Errorf("bad %s header: %w", jetstream.SequenceHeader, err)
 	}
-	t, err := time.Parse(time.RFC3339Nano, m.Header.Get(jetstream.TimeStampHeaer))
+	t, err := time.Parse(time.RFC3339Nano, lastHeader(m.Header, jetstream.TimeStampHeaer))
 	if err != nil {
 		return storedMsg{}, fmt.Errorf("bad %s header: %w", jetstream.TimeStampHeaer, err)
 	}
-	return storedMsg{Subject: m.Header.Get(jetstream.SubjectHeader), Seq: seq, Time: t, Data: m.Data}, nil
+	return storedMsg{Subject: lastHeader(m.Header, jetstream.SubjectHeader), Seq: seq, Time: t, Data: m.Data}, nil
+}
+
+// lastHeader returns the last value of key, the one the server set.
+func lastHeader(h nats.Header, key string) string {
+	v := h.Values(key)
+	if len(v) == 0 {
+		return ""
+	}
+	return v[len(v)-1]
 }

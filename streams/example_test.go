@@ -35,3 +35,8 @@ func ExampleValidateDevice() {
 	// <nil>
 	// invalid device id: device id may only contain A-Z a-z 0-9 _ . : -
 }
+
+func ExampleLogUser() {
+	fmt.Println(streams.LogUser("alice"))
+	// Output: u:2bd806c97f0e
+}

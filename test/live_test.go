@@ -312,16 +312,25 @@ func dialLight(base, user, device, query string) (*websocket.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn, resp, err := websocket.DefaultDialer.Dial(wsURL(base, device, query), http.Header{"Authorization": {"Bearer " + tok}})
-	if err != nil {
+	// Like a real client, it retries a 503 (the edge could not open the
+	// feed in time, as can happen to a thousand devices at once on a
+	// loaded machine) after the Retry-After, for up to 30 s.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn, resp, err := websocket.DefaultDialer.Dial(wsURL(base, device, query), http.Header{"Authorization": {"Bearer " + tok}})
+		if err == nil {
+			_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+			return conn, nil
+		}
 		status := 0
 		if resp != nil {
 			status = resp.StatusCode
 		}
-		return nil, fmt.Errorf("dial %s/%s: %w (status %d)", user, device, err, status)
+		if status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			return nil, fmt.Errorf("dial %s/%s: %w (status %d)", user, device, err, status)
+		}
+		time.Sleep(time.Second) // the edge's Retry-After
 	}
-	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-	return conn, nil
 }
 
 // readExactly reads the welcome (from = from), exactly the messages want in

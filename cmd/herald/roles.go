@@ -67,6 +67,7 @@ type node struct {
 	edge    *edge.Server // nil without the edge role
 	engine  runner       // the delivery engine's background loop; nil if it has none
 	handler http.Handler
+	metrics http.Handler // /metrics, also on the admin listener
 	log     *slog.Logger
 
 	readyMu   sync.Mutex // guards lastReady; held only to swap it
@@ -125,12 +126,21 @@ func newNode(cfg config.Config, nc *nats.Conn, roles roleSet, log *slog.Logger, 
 		if r, ok := eng.(runner); ok {
 			n.engine = r
 		}
+		if c, ok := eng.(interface{ Collector() prometheus.Collector }); ok {
+			if err := reg.Register(c.Collector()); err != nil {
+				return nil, fmt.Errorf("cmd: metrics: %w", err)
+			}
+		}
+	}
+	if err := registerNATSMetrics(reg, nc); err != nil {
+		return nil, err
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		apierr.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", n.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	n.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	mux.Handle("GET /metrics", n.metrics)
 	n.handler = jsonNotFound(mux, log)
 	return n, nil
 }
@@ -228,6 +238,14 @@ func (n *node) noteReady(problem string) {
 // stops the engine's loop once every feed has closed (so the last device
 // positions are written). The caller then drains NATS.
 func (n *node) run(ctx context.Context, ln net.Listener) error {
+	ln, err := n.wrapTLS(ln)
+	if err != nil {
+		return err
+	}
+	admin, err := n.listenAdmin()
+	if err != nil {
+		return err
+	}
 	if n.engine != nil {
 		engCtx, stopEngine := context.WithCancel(context.Background())
 		engDone := make(chan error, 1)
@@ -242,8 +260,11 @@ func (n *node) run(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
 		Handler:           n.handler,
 		ReadHeaderTimeout: n.cfg.HTTP.ReadHeaderTimeout,
-		MaxHeaderBytes:    n.cfg.HTTP.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
+		// Keep-alive connections idle between requests are closed; a
+		// WebSocket (hijacked) or an SSE stream (in a request) is not idle.
+		IdleTimeout:    httpIdleTimeout,
+		MaxHeaderBytes: n.cfg.HTTP.MaxHeaderBytes,
+		ErrorLog:       slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -252,8 +273,14 @@ func (n *node) run(ctx context.Context, ln net.Listener) error {
 		}
 		return nil
 	})
+	if admin != nil {
+		g.Go(admin.serve)
+	}
 	g.Go(func() error {
 		<-gctx.Done()
+		if admin != nil {
+			admin.close()
+		}
 		n.shutdown(hs)
 		return nil
 	})
@@ -371,7 +398,7 @@ func (a *app) runRole(ctx context.Context, cfg config.Config, roles roleSet) err
 	} else {
 		log.Warn("NATS is not reachable yet; retrying", "url", cfg.NATS.ServerURL())
 	}
-	addr := baseURL("http", ln.Addr())
+	addr := baseURL(httpScheme(&cfg), ln.Addr())
 	log.Info("listening", "addr", addr, "delivery", cfg.Edge.Delivery)
 	fmt.Fprintf(a.stdout, "herald %s listening on %s\n", roles, addr)
 	if a.ready != nil {

@@ -173,8 +173,8 @@ func (a *app) serve(ctx context.Context, cfg config.Config) error {
 // printBanner prints where serve listens and, with generated credentials,
 // a ready curl and herald listen line.
 func printBanner(w io.Writer, cfg *config.Config, addr net.Addr, natsURL string, gen generated) error {
-	httpURL := baseURL("http", addr)
-	wsURL := baseURL("ws", addr)
+	httpURL := baseURL(httpScheme(cfg), addr)
+	wsURL := baseURL(wsScheme(cfg), addr)
 	var b strings.Builder
 	fmt.Fprintf(&b, "Herald is running.\n")
 	fmt.Fprintf(&b, "  HTTP  %s  (ingest /v1/users/{user}/messages, edge /v1/ws, /healthz, /readyz, /metrics)\n", httpURL)

@@ -1,0 +1,92 @@
+package edge
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/herald-push/herald/ingest/apierr"
+	"github.com/herald-push/herald/streams"
+)
+
+func TestAppendEvent(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ev   sseEvent
+		want string
+	}{
+		{"message", sseEvent{id: 42, data: []byte(`{"type":"message","seq":42}`)}, "id: 42\ndata: {\"type\":\"message\",\"seq\":42}\n\n"},
+		{"named", sseEvent{name: "synced", data: []byte(`{"type":"synced","seq":0}`)}, "event: synced\ndata: {\"type\":\"synced\",\"seq\":0}\n\n"},
+		{"message name is the default", sseEvent{name: "message", id: 1, data: []byte("x")}, "id: 1\ndata: x\n\n"},
+		{"newlines split data lines", sseEvent{name: "error", data: []byte("a\nb\r\nc")}, "event: error\ndata: a\ndata: b\ndata: c\n\n"},
+		{"empty data", sseEvent{name: "welcome"}, "event: welcome\ndata: \n\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := string(appendEvent(nil, tc.ev)); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseAck(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		want ackRequest
+		code apierr.Code
+	}{
+		{`{"device":"phone","seq":7}`, ackRequest{Device: "phone", Seq: 7}, ""},
+		{` {"seq":18446744073709551615,"device":"a:b.c-d_e","extra":true}`, ackRequest{Device: "a:b.c-d_e", Seq: 18446744073709551615}, ""},
+		{``, ackRequest{}, apierr.InvalidJSON},
+		{`{"device":"phone","seq":7`, ackRequest{}, apierr.InvalidJSON},
+		{`"phone"`, ackRequest{}, apierr.InvalidJSON},
+		{`{"seq":7}`, ackRequest{}, apierr.InvalidDevice},
+		{`{"device":"","seq":7}`, ackRequest{}, apierr.InvalidDevice},
+		{`{"device":"a b","seq":7}`, ackRequest{}, apierr.InvalidDevice},
+		{`{"device":7,"seq":7}`, ackRequest{}, apierr.InvalidJSON},
+		{`{"device":"phone"}`, ackRequest{}, apierr.InvalidRequest},
+		{`{"device":"phone","seq":0}`, ackRequest{}, apierr.InvalidRequest},
+		{`{"device":"phone","seq":-1}`, ackRequest{}, apierr.InvalidRequest},
+		{`{"device":"phone","seq":1.5}`, ackRequest{}, apierr.InvalidRequest},
+		{`{"device":"phone","seq":"7"}`, ackRequest{}, apierr.InvalidRequest},
+		{`{"device":"phone","seq":18446744073709551616}`, ackRequest{}, apierr.InvalidRequest},
+	} {
+		t.Run(tc.body, func(t *testing.T) {
+			got, err := parseAck([]byte(tc.body))
+			if tc.code == "" {
+				if err != nil || got != tc.want {
+					t.Fatalf("got %+v, %v; want %+v", got, err, tc.want)
+				}
+				return
+			}
+			var e *apierr.Error
+			if !errors.As(err, &e) || e.Code != tc.code {
+				t.Fatalf("got %+v, %v; want code %s", got, err, tc.code)
+			}
+		})
+	}
+}
+
+// FuzzParseAck: any body either parses to a valid device and a positive
+// seq that survive a round trip, or is an *apierr.Error with a 4xx code.
+func FuzzParseAck(f *testing.F) {
+	for _, s := range []string{`{"device":"phone","seq":7}`, `{"device":"a:b","seq":1,"x":[1]}`, `{"seq":0}`, `{`, `null`, `{"device":"\u0000","seq":1e3}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := parseAck(b)
+		if err != nil {
+			var e *apierr.Error
+			if !errors.As(err, &e) || e.Code.Status() != 400 {
+				t.Fatalf("error %v is not a 400 API error", err)
+			}
+			return
+		}
+		if got.Seq == 0 || streams.ValidateDevice(got.Device) != nil {
+			t.Fatalf("accepted %+v", got)
+		}
+		again, err := parseAck(mustJSON(map[string]any{"device": got.Device, "seq": got.Seq}))
+		if err != nil || again != got {
+			t.Fatalf("round trip of %+v: %+v, %v", got, again, err)
+		}
+	})
+}
