@@ -68,6 +68,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newIngestCmd(a),
 		newEdgeCmd(a),
 		newStreamsCmd(a),
+		newDoctorCmd(a),
 		newSubjectCmd(a),
 		newTokenCmd(a),
 		newPublishCmd(a),

@@ -118,6 +118,14 @@ func Apply(t testing.TB, nc *nats.Conn, c config.Stream) jetstream.Stream {
 // loopback ports and waits until the meta leader is elected.
 func Cluster(t testing.TB, n int) []*server.Server {
 	t.Helper()
+	servers, _ := StartCluster(t, n)
+	return servers
+}
+
+// StartCluster is Cluster that also returns each server's options, for
+// Restart (same name, ports, routes and store).
+func StartCluster(t testing.TB, n int) ([]*server.Server, []*server.Options) {
+	t.Helper()
 	ports := make([]int, n)
 	for i := range ports {
 		ports[i] = freePort(t)
@@ -127,6 +135,7 @@ func Cluster(t testing.TB, n int) []*server.Server {
 		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
 	}
 	servers := make([]*server.Server, n)
+	opts := make([]*server.Options, n)
 	for i := range servers {
 		o := Options(t.TempDir())
 		o.ServerName = "S-" + strconv.Itoa(i+1)
@@ -134,6 +143,7 @@ func Cluster(t testing.TB, n int) []*server.Server {
 		o.Cluster.Host = "127.0.0.1"
 		o.Cluster.Port = ports[i]
 		o.Routes = server.RoutesFromStr(strings.Join(routes, ","))
+		opts[i] = o.Clone()
 		servers[i] = Start(t, o)
 	}
 	WaitFor(t, 20*time.Second, func() error {
@@ -144,7 +154,7 @@ func Cluster(t testing.TB, n int) []*server.Server {
 		}
 		return fmt.Errorf("no JetStream meta leader")
 	})
-	return servers
+	return servers, opts
 }
 
 // ClusterURL is a comma-separated client URL list of servers.
