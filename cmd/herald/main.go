@@ -73,6 +73,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newTokenCmd(a),
 		newPublishCmd(a),
 		newListenCmd(a),
+		newBenchCmd(a),
 		newVersionCmd(a),
 	)
 	return root
