@@ -90,26 +90,22 @@ func (c *wsConn) written(batch [][]byte, last bool) {
 // spareBatch is the largest batch slice kept for reuse.
 const spareBatch = 8
 
-// run starts the reader, writer and pump, and returns once all three have
-// stopped and the socket is closed. expires is when the token expires.
+// run starts the writer and the pump, reads client frames on the calling
+// goroutine (the HTTP handler's, so that a connection costs one goroutine
+// less), and returns once all three have stopped and the socket is closed.
+// expires is when the token expires.
 func (c *wsConn) run(expires time.Time) {
-	done := make(chan struct{}, 3)
+	done := make(chan struct{}, 2)
 	go func() { c.writeLoop(); done <- struct{}{} }()
-	go func() { c.readLoop(); done <- struct{}{} }()
 	go func() { c.s.pump(c); done <- struct{}{} }()
-
-	var expired <-chan time.Time
 	if !expires.IsZero() {
-		t := time.NewTimer(time.Until(expires))
+		t := time.AfterFunc(time.Until(expires), func() { c.s.close(CloseUnauthorized) })
 		defer t.Stop()
-		expired = t.C
 	}
-	select {
-	case <-c.s.ctx.Done():
-	case <-expired:
-		c.s.close(CloseUnauthorized)
-	}
-	for i := 0; i < 3; i++ {
+	// The reader returns when the socket fails or is closed: the writer
+	// closes it once the session ends, whoever ended it.
+	c.readLoop()
+	for i := 0; i < 2; i++ {
 		<-done
 	}
 }

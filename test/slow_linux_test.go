@@ -20,9 +20,9 @@ import (
 	"github.com/herald-push/herald/config"
 )
 
-// stuckSocket completes a WebSocket handshake on a socket with a tiny
-// receive buffer and then never reads again.
-func stuckSocket(t *testing.T, base, tok, device string) net.Conn {
+// dialTinyBuffer connects to host with a 2 KiB socket receive buffer, so
+// that a client that stops reading makes the server's writes block soon.
+func dialTinyBuffer(t *testing.T, host string) net.Conn {
 	t.Helper()
 	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
 		var serr error
@@ -34,12 +34,20 @@ func stuckSocket(t *testing.T, base, tok, device string) net.Conn {
 		}
 		return serr
 	}}
-	host := strings.TrimPrefix(base, "http://")
 	conn, err := d.Dial("tcp", host)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// stuckSocket completes a WebSocket handshake on a socket with a tiny
+// receive buffer and then never reads again.
+func stuckSocket(t *testing.T, base, tok, device string) net.Conn {
+	t.Helper()
+	host := strings.TrimPrefix(base, "http://")
+	conn := dialTinyBuffer(t, host)
 	req := fmt.Sprintf("GET /v1/ws?device=%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n", device, host, tok)
 	if _, err := conn.Write([]byte(req)); err != nil {

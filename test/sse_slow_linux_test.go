@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,22 +20,8 @@ import (
 // reads the response head and then never reads again.
 func stuckSSE(t *testing.T, base, tok, device string) net.Conn {
 	t.Helper()
-	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		err := rc.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048)
-		})
-		if err != nil {
-			return err
-		}
-		return serr
-	}}
 	host := strings.TrimPrefix(base, "http://")
-	conn, err := d.Dial("tcp", host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := dialTinyBuffer(t, host)
 	req := fmt.Sprintf("GET /v1/sse?device=%s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\nAuthorization: Bearer %s\r\n\r\n", device, host, tok)
 	if _, err := conn.Write([]byte(req)); err != nil {
 		t.Fatal(err)

@@ -177,7 +177,7 @@ func printBanner(w io.Writer, cfg *config.Config, addr net.Addr, natsURL string,
 	wsURL := baseURL(wsScheme(cfg), addr)
 	var b strings.Builder
 	fmt.Fprintf(&b, "Herald is running.\n")
-	fmt.Fprintf(&b, "  HTTP  %s  (ingest /v1/users/{user}/messages, edge /v1/ws, /healthz, /readyz, /metrics)\n", httpURL)
+	fmt.Fprintf(&b, "  HTTP  %s  (ingest /v1/users/{user}/messages, edge /v1/ws and /v1/sse, /healthz, /readyz, /metrics)\n", httpURL)
 	fmt.Fprintf(&b, "  NATS  %s  (embedded JetStream, store %s)\n", natsURL, filepath.Join(cfg.DataDir, "nats"))
 	if gen.key != "" || gen.jwtSecret != "" {
 		verb := "reused from"
