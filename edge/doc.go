@@ -20,9 +20,11 @@
 // has no goroutine of its own: Next does its work on the session's pump.
 //
 // Concurrency contract: a Server is safe for concurrent use. Each WebSocket
-// session owns three goroutines — a reader, a writer and a pump — started by
-// the HTTP handler and stopped by the session's close, which the handler
-// waits for before it returns. An SSE session owns two: the handler's own
+// session owns three goroutines — a reader, a writer and a pump. The HTTP
+// handler upgrades, registers the session in the Server's wait group and
+// starts the reader, which starts the other two and waits for them once
+// the session's close has stopped them; Shutdown waits for every session.
+// An SSE session owns two: the handler's own
 // goroutine, its only writer, and the pump it starts and waits for.
 // Everything bound for a socket goes through one bounded queue; a full queue
 // or a write that misses its deadline closes that session alone (4008 on a

@@ -80,10 +80,12 @@ func New(opts Options) (*Server, error) {
 		metrics: newMetrics(opts.Registerer, opts.Edge.Delivery),
 		up: websocket.Upgrader{
 			HandshakeTimeout: 10 * time.Second,
-			// Size 0 reuses the 4 KiB read buffer net/http already
-			// allocated for the connection; the write buffer comes from a
-			// pool for each write, so an idle connection holds none.
-			ReadBufferSize:  0,
+			// Client frames are acks of a few dozen bytes: a 512 B read
+			// buffer takes them (larger frames pass through it), and
+			// net/http's 4 KiB one is let go with the handler (serveWS).
+			// The write buffer comes from a pool for each write, so an
+			// idle connection holds none.
+			ReadBufferSize:  wsReadBuffer,
 			WriteBufferPool: &sync.Pool{},
 			// Gate checked the origin before the upgrade, answering
 			// with a JSON 403 rather than the upgrader's plain text.
@@ -202,7 +204,12 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, err)
 		return
 	}
-	defer release()
+	handedOff := false // serveWS releases the gate once the session ends
+	defer func() {
+		if !handedOff {
+			release()
+		}
+	}()
 	cr, err := s.authorize(r)
 	if err != nil {
 		s.reject(w, err)
@@ -239,7 +246,22 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		_ = feed.Close()
 		return
 	}
+	handedOff = true
+	go s.serveWS(ss, c, cr, release)
+}
+
+// wsReadBuffer is the size of a WebSocket connection's read buffer.
+const wsReadBuffer = 512
+
+// serveWS runs an admitted WebSocket session to its end on a goroutine of
+// its own, owned by the Server (admit put it in s.wg; Shutdown waits for
+// it). The HTTP handler returns at once, so that net/http lets go of the
+// hijacked connection's request and its 4 KiB response buffer, which it
+// would otherwise keep for as long as the socket is open.
+func (s *Server) serveWS(ss *session, c *wsConn, cr connRequest, releaseGate func()) {
+	defer releaseGate()
 	defer s.release(ss)
+	log, feed := ss.log, ss.feed
 	if max := s.opts.Edge.MaxConnsPerUser; max > 0 && s.userConns(cr.dev.User) > max {
 		ss.close(CloseTooMany)
 	}

@@ -91,9 +91,9 @@ func (c *wsConn) written(batch [][]byte, last bool) {
 const spareBatch = 8
 
 // run starts the writer and the pump, reads client frames on the calling
-// goroutine (the HTTP handler's, so that a connection costs one goroutine
-// less), and returns once all three have stopped and the socket is closed.
-// expires is when the token expires.
+// goroutine (so that a connection costs three goroutines), and returns once
+// all three have stopped and the socket is closed. expires is when the
+// token expires.
 func (c *wsConn) run(expires time.Time) {
 	done := make(chan struct{}, 2)
 	go func() { c.writeLoop(); done <- struct{}{} }()
