@@ -117,8 +117,13 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	var after map[string]float64
 	waitFor(t, 10*time.Second, func() error {
 		after = scrape(t, p.url("/metrics"))
+		// The edge counts a delivery once the write returned, which can
+		// be just after the client read it.
 		if v := after["herald_edge_acks_total"]; v < 1 {
 			return fmt.Errorf("acks %v", v)
+		}
+		if v := after["herald_edge_deliveries_total"]; v < 3 {
+			return fmt.Errorf("deliveries %v", v)
 		}
 		return nil
 	})
