@@ -5,6 +5,7 @@ package streamstest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -38,9 +39,19 @@ func Options(dir string) *server.Options {
 // registers its shutdown with t.Cleanup.
 func Start(t testing.TB, opts *server.Options) *server.Server {
 	t.Helper()
+	s, err := start(t, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// start is Start that returns its failure (and the server, if it was
+// created, for the caller to shut down sooner than the cleanup).
+func start(t testing.TB, opts *server.Options) (*server.Server, error) {
 	s, err := server.NewServer(opts)
 	if err != nil {
-		t.Fatalf("streamstest: new server: %v", err)
+		return nil, fmt.Errorf("streamstest: new server: %w", err)
 	}
 	s.Start()
 	t.Cleanup(func() {
@@ -48,9 +59,9 @@ func Start(t testing.TB, opts *server.Options) *server.Server {
 		s.WaitForShutdown()
 	})
 	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("streamstest: server not ready within 10s")
+		return s, errors.New("streamstest: server not ready within 10s")
 	}
-	return s
+	return s, nil
 }
 
 // RunServer starts a single JetStream server with its store in t.TempDir().
@@ -126,6 +137,27 @@ func Cluster(t testing.TB, n int) []*server.Server {
 // Restart (same name, ports, routes and store).
 func StartCluster(t testing.TB, n int) ([]*server.Server, []*server.Options) {
 	t.Helper()
+	// The route ports are picked before the servers listen on them, so
+	// another socket of a busy test machine can take one in between; then
+	// the cluster starts again on fresh ports.
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		var (
+			servers []*server.Server
+			opts    []*server.Options
+		)
+		if servers, opts, err = startCluster(t, n); err == nil {
+			return servers, opts
+		}
+		for _, s := range servers {
+			s.Shutdown()
+		}
+	}
+	t.Fatal(err)
+	return nil, nil
+}
+
+func startCluster(t testing.TB, n int) ([]*server.Server, []*server.Options, error) {
 	ports := make([]int, n)
 	for i := range ports {
 		ports[i] = freePort(t)
@@ -134,9 +166,9 @@ func StartCluster(t testing.TB, n int) ([]*server.Server, []*server.Options) {
 	for _, p := range ports {
 		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
 	}
-	servers := make([]*server.Server, n)
+	servers := make([]*server.Server, 0, n)
 	opts := make([]*server.Options, n)
-	for i := range servers {
+	for i := range opts {
 		o := Options(t.TempDir())
 		o.ServerName = "S-" + strconv.Itoa(i+1)
 		o.Cluster.Name = "HERALD-TEST"
@@ -144,7 +176,13 @@ func StartCluster(t testing.TB, n int) ([]*server.Server, []*server.Options) {
 		o.Cluster.Port = ports[i]
 		o.Routes = server.RoutesFromStr(strings.Join(routes, ","))
 		opts[i] = o.Clone()
-		servers[i] = Start(t, o)
+		s, err := start(t, o)
+		if s != nil {
+			servers = append(servers, s)
+		}
+		if err != nil {
+			return servers, nil, fmt.Errorf("%s on route port %d: %w", o.ServerName, ports[i], err)
+		}
 	}
 	WaitFor(t, 20*time.Second, func() error {
 		for _, s := range servers {
@@ -154,7 +192,7 @@ func StartCluster(t testing.TB, n int) ([]*server.Server, []*server.Options) {
 		}
 		return fmt.Errorf("no JetStream meta leader")
 	})
-	return servers, opts
+	return servers, opts, nil
 }
 
 // ClusterURL is a comma-separated client URL list of servers.
