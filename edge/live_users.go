@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/herald-push/herald/streams"
 )
 
 // userShard is one part of the live engine's registry of user
@@ -142,20 +144,20 @@ func (u *userSub) onMsg(m *nats.Msg) {
 // parseLive reads the republish headers. A message on the live subject
 // that the stream did not republish is ignored.
 func (e *LiveEngine) parseLive(m *nats.Msg) (liveMsg, bool) {
-	if m.Header == nil || lastHeader(m.Header, jetstream.StreamHeader) != e.stream.Name {
+	if m.Header == nil || streams.LastHeader(m.Header, jetstream.StreamHeader) != e.stream.Name {
 		return liveMsg{}, false
 	}
-	seq, err := strconv.ParseUint(lastHeader(m.Header, jetstream.SequenceHeader), 10, 64)
+	seq, err := strconv.ParseUint(streams.LastHeader(m.Header, jetstream.SequenceHeader), 10, 64)
 	if err != nil || seq == 0 {
 		return liveMsg{}, false
 	}
-	last, err := strconv.ParseUint(lastHeader(m.Header, jetstream.LastSequenceHeader), 10, 64)
+	last, err := strconv.ParseUint(streams.LastHeader(m.Header, jetstream.LastSequenceHeader), 10, 64)
 	if err != nil || last >= seq {
 		// Unknown predecessor: assume the previous seq, so that a feed
 		// behind it checks the store.
 		last = seq - 1
 	}
-	ts, _ := time.Parse(time.RFC3339Nano, lastHeader(m.Header, jetstream.TimeStampHeaer))
+	ts, _ := time.Parse(time.RFC3339Nano, streams.LastHeader(m.Header, jetstream.TimeStampHeaer))
 	return liveMsg{seq: seq, last: last, time: ts, payload: m.Data}, true
 }
 

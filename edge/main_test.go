@@ -3,10 +3,11 @@ package edge
 import (
 	"fmt"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/herald-push/herald/streams/streamstest"
 )
 
 // TestMain fails the package when a goroutine running edge code outlives
@@ -14,28 +15,13 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if code == 0 {
-		if leak := leakedGoroutines(5 * time.Second); leak != "" {
-			fmt.Fprintf(os.Stderr, "leaked goroutines:\n%s\n", leak)
+		edgeCode := func(g string) bool {
+			return strings.Contains(g, "herald/edge.") && !strings.Contains(g, "edge.TestMain")
+		}
+		if leak := streamstest.WaitGoroutines(5*time.Second, edgeCode); len(leak) > 0 {
+			fmt.Fprintf(os.Stderr, "leaked goroutines:\n%s\n", strings.Join(leak, "\n\n"))
 			code = 1
 		}
 	}
 	os.Exit(code)
-}
-
-func leakedGoroutines(wait time.Duration) string {
-	deadline := time.Now().Add(wait)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "herald/edge.") && !strings.Contains(g, "edge.TestMain") && !strings.Contains(g, "edge.leakedGoroutines") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 || time.Now().After(deadline) {
-			return strings.Join(leaked, "\n\n")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

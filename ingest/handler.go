@@ -64,7 +64,7 @@ type Handler struct {
 	tokens       TokenVerifier
 	pub          publisher
 	nc           *nats.Conn
-	reader       *reader
+	reader       streams.DirectGet
 	ids          *idGen
 	metrics      *metrics
 	log          *slog.Logger
@@ -118,7 +118,7 @@ func New(opts Options, js jetstream.JetStream) (*Handler, error) {
 		tokens:       opts.Tokens,
 		pub:          js,
 		nc:           js.Conn(),
-		reader:       newReader(js, opts.Stream.Name),
+		reader:       streams.NewDirectGet(js, opts.Stream.Name),
 		ids:          newIDGen(),
 		metrics:      m,
 		log:          log.With("component", "ingest"),

@@ -76,21 +76,21 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request) (string, error
 	if since < math.MaxUint64 {
 		ctx, cancel := context.WithTimeout(r.Context(), h.ingest.PublishTimeout)
 		defer cancel()
-		msgs, err := h.reader.next(ctx, h.subjects.User(user), since+1, limit, historyPageBytes)
+		msgs, err := h.reader.Batch(ctx, h.subjects.User(user), since+1, limit, historyPageBytes)
 		if err != nil {
 			h.log.Warn("history read failed", "user", streams.LogUser(user), "seq", since, "err", err)
 			msg := "reading the stream failed; retry later"
-			if errors.Is(err, errNoStream) {
+			if errors.Is(err, streams.ErrNoStream) {
 				msg = "the stream is not available; retry later"
 			}
 			return "", h.unavailable(msg, err)
 		}
 		resp.Messages = make([]streams.Envelope, 0, len(msgs))
 		for _, m := range msgs {
-			resp.Messages = append(resp.Messages, streams.Decode(m.Data, m.Seq, m.Time))
+			resp.Messages = append(resp.Messages, streams.Decode(m.Data, m.Sequence, m.Time))
 		}
 		if len(msgs) > 0 {
-			resp.Next = msgs[len(msgs)-1].Seq
+			resp.Next = msgs[len(msgs)-1].Sequence
 		}
 	}
 	apierr.WriteJSON(w, http.StatusOK, resp)

@@ -247,7 +247,7 @@ func (h *Handler) publishErr(user string, err error) error {
 // stream-wide, so an id already used for another user is 400: the write was
 // not stored and is not a retry of this message.
 func (h *Handler) original(ctx context.Context, user, id string, seq uint64) (*time.Time, error) {
-	sm, err := h.reader.get(ctx, seq)
+	sm, err := h.reader.Next(ctx, seq, "")
 	if err != nil {
 		h.log.Debug("duplicate lookup failed", "user", user, "seq", seq, "err", err)
 		return nil, nil
@@ -255,7 +255,7 @@ func (h *Handler) original(ctx context.Context, user, id string, seq uint64) (*t
 	if sm.Subject != h.subjects.User(user) {
 		return nil, apierr.New(apierr.InvalidMessage, "id %q was already used for another user within the duplicate window", id)
 	}
-	t := streams.Decode(sm.Data, sm.Seq, sm.Time).Time
+	t := streams.Decode(sm.Data, sm.Sequence, sm.Time).Time
 	return &t, nil
 }
 

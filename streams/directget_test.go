@@ -1,4 +1,4 @@
-package edge
+package streams_test
 
 import (
 	"errors"
@@ -6,6 +6,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/herald-push/herald/streams"
 )
 
 func TestParseDirectGet(t *testing.T) {
@@ -27,10 +29,11 @@ func TestParseDirectGet(t *testing.T) {
 		{"producer headers first", msg("x", "Nats-Sequence", "999", "Nats-Time-Stamp", "junk", "Nats-Sequence", "7", "Nats-Time-Stamp", ts), 7, nil},
 		{"stored empty message with a status header", msg("", "Status", "404", "Nats-Sequence", "8", "Nats-Time-Stamp", ts), 8, nil},
 		{"not found", msg("", "Status", "404", "Description", "Message Not Found"), 0, jetstream.ErrMsgNotFound},
+		{"no stream", msg("", "Status", "503"), 0, streams.ErrNoStream},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseDirectGet(tc.m)
+			got, err := streams.ParseDirectGet(tc.m)
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) {
 					t.Fatalf("err = %v, want %v", err, tc.wantErr)
@@ -43,7 +46,7 @@ func TestParseDirectGet(t *testing.T) {
 		})
 	}
 	for _, m := range []*nats.Msg{msg("", "Status", "408", "Description", "Request Timeout"), msg(""), msg("x", "Nats-Sequence", "7", "Nats-Time-Stamp", "junk")} {
-		if got, err := parseDirectGet(m); err == nil || errors.Is(err, jetstream.ErrMsgNotFound) {
+		if got, err := streams.ParseDirectGet(m); err == nil || errors.Is(err, jetstream.ErrMsgNotFound) {
 			t.Errorf("parse %v = %+v, %v; want an error", m.Header, got, err)
 		}
 	}

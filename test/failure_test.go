@@ -18,7 +18,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -886,41 +885,11 @@ func (r *rig) check(t *testing.T, acks map[string][]acked) {
 }
 
 // checkNoHeraldLeaks fails the test if goroutines running Herald's edge or
-// ingest code, or this file's producers and devices, remain once every later cleanup has
-// run. Call it first.
+// ingest code, or this file's producers and devices, remain once every later
+// cleanup has run. Call it first.
 func checkNoHeraldLeaks(t *testing.T) {
-	t.Cleanup(func() {
-		var leaked []string
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			leaked = heraldGoroutines()
-			if len(leaked) == 0 || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		for _, g := range leaked {
-			t.Errorf("leaked goroutine:\n%s", g)
-		}
+	streamstest.CheckGoroutines(t, func(g string) bool {
+		return strings.Contains(g, "herald-push/herald/edge.") || strings.Contains(g, "herald-push/herald/ingest.") ||
+			strings.Contains(g, "herald/test.(*rig)") || strings.Contains(g, "herald/test.(*device)")
 	})
-}
-
-func heraldGoroutines() []string {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "herald-push/herald/edge.") || strings.Contains(g, "herald-push/herald/ingest.") ||
-			strings.Contains(g, "herald/test.(*rig)") || strings.Contains(g, "herald/test.(*device)") {
-			out = append(out, g)
-		}
-	}
-	return out
 }

@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -462,4 +463,15 @@ func mustCounter(t *testing.T, e *edgeNode, name, label string) prometheus.Colle
 		}
 	}
 	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "x", Help: "x"}, func() float64 { return 0 })
+}
+
+// waitUntil polls f until it is true, failing the test after d.
+func waitUntil(t *testing.T, d time.Duration, f func() bool) {
+	t.Helper()
+	streamstest.WaitFor(t, d, func() error {
+		if f() {
+			return nil
+		}
+		return errors.New("not yet")
+	})
 }

@@ -147,7 +147,7 @@ func TestStuckDeviceStallsOnlyItself(t *testing.T) {
 			t.Fatalf("flood published %d of %d: publishes blocked", n, floodN)
 		}
 		// The stuck device is closed as a slow consumer (4008).
-		streamsWait(t, 15*time.Second, func() bool {
+		waitUntil(t, 15*time.Second, func() bool {
 			return testutil.ToFloat64(mustCounter(t, e, "herald_edge_closes_total", "slow_consumer")) >= 1
 		})
 		t.Logf("healthy p50/p99 with a flooded reading device: %v/%v; with a flooded stuck device: %v/%v; slowest flood publish %v",
@@ -161,15 +161,4 @@ func TestStuckDeviceStallsOnlyItself(t *testing.T) {
 			t.Errorf("healthy p99 with a stuck device %v > %v", p99(during), limit)
 		}
 	})
-}
-
-func streamsWait(t *testing.T, d time.Duration, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -49,13 +49,13 @@ func TestSSEStuckClientClosedAlone(t *testing.T) {
 
 		stuckSSE(t, e.url, mint(t, "alice", ""), "stuck")
 		wait := flood(t, c, "alice", 300)
-		streamsWait(t, 15*time.Second, func() bool {
+		waitUntil(t, 15*time.Second, func() bool {
 			return testutil.ToFloat64(mustCounter(t, e, "herald_edge_closes_total", "slow_consumer")) >= 1
 		})
 		if n, _ := wait(); n != 300 {
 			t.Fatalf("flood published %d of 300", n)
 		}
-		streamsWait(t, 5*time.Second, func() bool { return e.srv.Connections() == 1 })
+		waitUntil(t, 5*time.Second, func() bool { return e.srv.Connections() == 1 })
 		seq := c.publish(t, "bob", "still here")
 		if got := bob.messages(t, 1); got[0].Seq != seq {
 			t.Fatalf("bob got %v, want %d", seqs(got), seq)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/edge/token"
+	"github.com/herald-push/herald/streams/streamstest"
 )
 
 func TestSSEDeliveryInOrder(t *testing.T) {
@@ -134,7 +134,7 @@ func TestSSEAckEndpoint(t *testing.T) {
 		d.Close()
 
 		// The device is offline: the ack moves its stored position.
-		streamsWait(t, 10*time.Second, func() bool { return e.srv.Connections() == 0 })
+		waitUntil(t, 10*time.Second, func() bool { return e.srv.Connections() == 0 })
 		if st, code := postAck(t, e.url, tok, ackBody("phone", want[3])); st != http.StatusNoContent {
 			t.Fatalf("offline ack = %d %s, want 204", st, code)
 		}
@@ -340,22 +340,16 @@ func TestSSEShutdown(t *testing.T) {
 		if _, resp, _ := trySSE(e.url, mint(t, "alice", ""), "late", "", nil); resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 			t.Fatalf("connect after shutdown: %v, want 503", resp)
 		}
-		streamsWait(t, 5*time.Second, func() bool { return sseGoroutines() == "" })
+		waitUntil(t, 5*time.Second, func() bool { return sseGoroutines() == "" })
 	})
 }
 
 // sseGoroutines returns the stacks of goroutines running the edge's SSE
 // code.
 func sseGoroutines() string {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "edge.(*sseConn)") || strings.Contains(g, "edge.(*Server).handleSSE") {
-			out = append(out, g)
-		}
-	}
-	return strings.Join(out, "\n\n")
+	return strings.Join(streamstest.Goroutines(func(g string) bool {
+		return strings.Contains(g, "edge.(*sseConn)") || strings.Contains(g, "edge.(*Server).handleSSE")
+	}), "\n\n")
 }
 
 // TestSSEBrowserOrigins: a page from an allowed origin may read the stream

@@ -5,11 +5,12 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/herald-push/herald/streams/streamstest"
 )
 
 // syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
@@ -31,20 +32,7 @@ func (b *syncBuffer) String() string {
 }
 
 // waitFor polls f until it returns nil or d passes.
-func waitFor(t testing.TB, d time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %v", d, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+var waitFor = streamstest.WaitFor
 
 // runCmd runs one herald command line to completion.
 func runCmd(t testing.TB, environ []string, args ...string) (stdout, stderr string, err error) {
@@ -148,37 +136,7 @@ func httpDo(t testing.TB, method, url string, header map[string]string, body str
 // checkNoLeaks fails the test if, once every later cleanup has run,
 // goroutines running this package's (non-test) code remain. Call it first.
 func checkNoLeaks(t *testing.T) {
-	t.Cleanup(func() {
-		var leaked []string
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			leaked = leakedGoroutines()
-			if len(leaked) == 0 || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		for _, g := range leaked {
-			t.Errorf("leaked goroutine:\n%s", g)
-		}
+	streamstest.CheckGoroutines(t, func(g string) bool {
+		return strings.Contains(g, "/cmd/herald/") && !strings.Contains(g, "_test.go")
 	})
-}
-
-func leakedGoroutines() []string {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "/cmd/herald/") && !strings.Contains(g, "_test.go") {
-			out = append(out, g)
-		}
-	}
-	return out
 }
