@@ -154,7 +154,7 @@ func (s *Server) ack(w http.ResponseWriter, r *http.Request) error {
 	applied := false
 	for _, ss := range s.sessionsOf(dev) {
 		if err := ss.feed.Ack(ctx, req.Seq); err != nil {
-			ss.log.Warn("ack failed", "seq", req.Seq, "err", err)
+			ss.log().Warn("ack failed", "seq", req.Seq, "err", err)
 			continue
 		}
 		// A session still open after the ack had its feed open during it

@@ -14,19 +14,26 @@
 //
 // Live engine goroutines: Run's goroutine (owned by the caller) writes
 // positions and re-checks users, and waits for the short-lived workers it
-// starts; each user's subscription callback runs on a goroutine of the NATS
-// client, ended by Unsubscribe when the user's last feed closes, and never
-// blocks (a full feed queue makes that feed read the store instead). A feed
-// has no goroutine of its own: Next does its work on the session's pump.
+// starts. Every user subscription of an engine delivers into one channel,
+// read by one dispatcher goroutine that runs while the engine has a
+// subscription (the last Unsubscribe ends it); the dispatcher never blocks
+// (a full feed queue makes that feed read the store instead, and a full
+// channel makes the client library drop and count the message, which Run
+// re-checks within a second). A feed has no goroutine of its own: Next and
+// Poll do their work on the session's pump.
 //
-// Concurrency contract: a Server is safe for concurrent use. Each WebSocket
-// session owns three goroutines — a reader, a writer and a pump. The HTTP
+// Concurrency contract: a Server is safe for concurrent use. The HTTP
 // handler upgrades, registers the session in the Server's wait group and
-// starts the reader, which starts the other two and waits for them once
-// the session's close has stopped them; Shutdown waits for every session.
-// An SSE session owns two: the handler's own
-// goroutine, its only writer, and the pump it starts and waits for.
-// Everything bound for a socket goes through one bounded queue; a full queue
-// or a write that misses its deadline closes that session alone (4008 on a
-// WebSocket). No lock is held across I/O or a channel send.
+// starts its goroutine; Shutdown waits for every session. A WebSocket
+// session over a live feed owns one goroutine while idle, its reader, and a
+// pump goroutine only while the feed has something to send (the feed's
+// Notify starts it, it exits when Poll has nothing; the reader waits for
+// the last one). Over a consumer feed, whose Next blocks, the session owns
+// a reader and a pump. The pump writes each frame itself: a device that
+// stops reading blocks only its own pump, until the write timeout closes it
+// with 4008. An SSE session owns two goroutines: the handler's own, its
+// only writer, and the pump it starts and waits for, with a bounded queue
+// (edge.send_queue) between them. No lock is held across I/O or a channel
+// send, except a WebSocket session's own write and ping locks across its
+// socket writes.
 package edge

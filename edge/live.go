@@ -20,7 +20,8 @@ import (
 // LiveEngine is the `live` delivery engine (SPEC §1). The stream republishes
 // every stored message to <prefix>.live.<token>; the engine holds one core
 // subscription per user connected to this edge, shared by that user's
-// devices, and fans each message out to the devices' feeds. A feed reads its
+// devices, and fans each message out to the devices' feeds (one dispatcher
+// goroutine serves every subscription). A feed reads its
 // backlog, and any gap the live subject reveals, with direct gets; it keeps
 // its own unacked window and resends what is not acked in time. Each
 // device's acked position is one entry of the KV bucket HERALD_DEVICES
@@ -63,6 +64,7 @@ type LiveEngine struct {
 	stopped bool // Run has returned
 
 	shards [64]userShard
+	disp   dispatcher
 
 	dirtyMu sync.Mutex
 	dirty   map[*liveFeed]struct{} // feeds whose position awaits a write

@@ -35,9 +35,10 @@ const (
 // seq order, keeps the unacked window and resends what is not acked in
 // time.
 //
-// Ownership: cursor, checked, held and misses belong to the goroutine
-// calling Next (Next is not called concurrently with itself; the session's
-// pump is its only caller). The fields under mu are shared with the fan-out
+// Ownership: cursor, checked, held and misses belong to the session's pump,
+// the only caller of Next or Poll (never concurrently with each other or
+// themselves; successive pumps of a session are ordered by its lock). The
+// fields under mu are shared with the fan-out
 // (push), Ack, Close and the engine's flusher; mu is never held across I/O
 // or a blocking channel send, and never together with another lock. hint
 // is atomic.
@@ -57,7 +58,8 @@ type liveFeed struct {
 	done chan struct{} // closed by Close
 	wtok chan struct{} // one slot: the right to write this device's position
 
-	hint atomic.Uint64 // the highest seq known to be stored on the subject
+	hint   atomic.Uint64          // the highest seq known to be stored on the subject
+	notify atomic.Pointer[func()] // set by Notify: called on each signal
 
 	// Next's goroutine only.
 	cursor  uint64   // every message of the subject ≤ cursor was delivered once
@@ -75,6 +77,7 @@ type liveFeed struct {
 	written  uint64        // the position last written to the bucket
 	touch    bool          // write the position even if unchanged
 	queued   bool          // in the engine's dirty set
+	resend   *time.Timer   // armed by Poll for the earliest resend deadline
 }
 
 type inflightMsg struct {
@@ -82,7 +85,7 @@ type inflightMsg struct {
 	deadline time.Time
 }
 
-var _ Feed = (*liveFeed)(nil)
+var _ readyFeed = (*liveFeed)(nil)
 
 // newLiveFeed returns a feed positioned before first.
 func newLiveFeed(e *LiveEngine, d Device, subject, key string, store storeReader, kv jetstream.KeyValue, first uint64) *liveFeed {
@@ -105,7 +108,13 @@ func (f *liveFeed) signal() {
 	case f.wake <- struct{}{}:
 	default:
 	}
+	if fn := f.notify.Load(); fn != nil {
+		(*fn)()
+	}
 }
+
+// Notify sets fn, called whenever Poll may have something new.
+func (f *liveFeed) Notify(fn func()) { f.notify.Store(&fn) }
 
 // push queues a live message; called by the user's subscription, it never
 // blocks. When the queue is full the message is dropped from it and the
@@ -169,49 +178,81 @@ func (f *liveFeed) bump(seq uint64) {
 // blocks until there is one, ctx ends or the feed is closed.
 func (f *liveFeed) Next(ctx context.Context) (Delivery, error) {
 	for {
-		now := time.Now()
-		f.mu.Lock()
-		if f.closed {
-			f.mu.Unlock()
-			return Delivery{}, ErrFeedClosed
-		}
-		var due time.Time
-		for i := range f.inflight {
-			m := &f.inflight[i]
-			if !m.deadline.After(now) {
-				m.deadline = now.Add(f.e.edge.AckWait)
-				d := m.d
-				d.Redelivered = true
-				f.mu.Unlock()
-				return d, nil
-			}
-			if due.IsZero() || m.deadline.Before(due) {
-				due = m.deadline
-			}
-		}
-		full := len(f.inflight) >= f.window
-		f.mu.Unlock()
-
-		if !full {
-			d, ok, err := f.nextNew(ctx)
-			if err != nil {
-				return Delivery{}, err
-			}
-			if ok {
-				f.mu.Lock()
-				if f.closed {
-					f.mu.Unlock()
-					return Delivery{}, ErrFeedClosed
-				}
-				f.inflight = append(f.inflight, inflightMsg{d: d, deadline: time.Now().Add(f.e.edge.AckWait)})
-				f.mu.Unlock()
-				return d, nil
-			}
+		d, ok, due, err := f.poll(ctx)
+		switch {
+		case err != nil:
+			return Delivery{}, err
+		case ok:
+			return d, nil
 		}
 		if err := f.wait(ctx, due); err != nil {
 			return Delivery{}, err
 		}
 	}
+}
+
+// Poll is Next without the wait: ok is false when nothing is ready. When a
+// resend falls due later, the feed signals then.
+func (f *liveFeed) Poll(ctx context.Context) (Delivery, bool, error) {
+	d, ok, due, err := f.poll(ctx)
+	if err != nil || ok || due.IsZero() {
+		return d, ok, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return Delivery{}, false, ErrFeedClosed
+	}
+	if f.resend == nil {
+		f.resend = time.AfterFunc(time.Until(due), f.signal)
+	} else {
+		f.resend.Reset(time.Until(due))
+	}
+	return Delivery{}, false, nil
+}
+
+// poll returns the next message if one is ready; else due is the earliest
+// resend deadline (zero: nothing in flight).
+func (f *liveFeed) poll(ctx context.Context) (d Delivery, ok bool, due time.Time, err error) {
+	now := time.Now()
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return Delivery{}, false, time.Time{}, ErrFeedClosed
+	}
+	for i := range f.inflight {
+		m := &f.inflight[i]
+		if !m.deadline.After(now) {
+			m.deadline = now.Add(f.e.edge.AckWait)
+			d := m.d
+			d.Redelivered = true
+			f.mu.Unlock()
+			return d, true, time.Time{}, nil
+		}
+		if due.IsZero() || m.deadline.Before(due) {
+			due = m.deadline
+		}
+	}
+	full := len(f.inflight) >= f.window
+	f.mu.Unlock()
+
+	if !full {
+		d, ok, err := f.nextNew(ctx)
+		if err != nil {
+			return Delivery{}, false, time.Time{}, err
+		}
+		if ok {
+			f.mu.Lock()
+			if f.closed {
+				f.mu.Unlock()
+				return Delivery{}, false, time.Time{}, ErrFeedClosed
+			}
+			f.inflight = append(f.inflight, inflightMsg{d: d, deadline: time.Now().Add(f.e.edge.AckWait)})
+			f.mu.Unlock()
+			return d, true, time.Time{}, nil
+		}
+	}
+	return Delivery{}, false, due, nil
 }
 
 // wait blocks until something may have changed, due passes (zero: no
@@ -373,6 +414,9 @@ func (f *liveFeed) Ack(_ context.Context, seq uint64) error {
 	if top := f.inflight[n-1].d.Seq; top > f.acked {
 		f.acked = top
 	}
+	// Only a full window held anything back: freeing slots of one that
+	// was not makes nothing new deliverable.
+	wasFull := len(f.inflight) >= f.window
 	rest := copy(f.inflight, f.inflight[n:])
 	clear(f.inflight[rest:])
 	f.inflight = f.inflight[:rest]
@@ -381,7 +425,9 @@ func (f *liveFeed) Ack(_ context.Context, seq uint64) error {
 		f.queued = true
 	}
 	f.mu.Unlock()
-	f.signal()
+	if wasFull {
+		f.signal()
+	}
 	if queue {
 		f.e.markDirty(f)
 	}
@@ -440,7 +486,11 @@ func (f *liveFeed) Close() error {
 	close(f.done)
 	f.q, f.qHead, f.qBytes = nil, 0, 0
 	f.inflight = nil
+	if f.resend != nil {
+		f.resend.Stop()
+	}
 	f.mu.Unlock()
+	f.signal()
 	f.e.detach(f)
 	f.e.unmarkDirty(f)
 

@@ -16,8 +16,9 @@ import (
 )
 
 // userShard is one part of the live engine's registry of user
-// subscriptions. Its lock is held only to read or change the map and a
-// user's feed list; never across I/O or while taking another lock.
+// subscriptions, keyed by live subject. Its lock is held only to read or
+// change the map and a user's feed list; never across I/O or while taking
+// another lock.
 type userShard struct {
 	mu    sync.Mutex
 	users map[string]*userSub
@@ -29,6 +30,7 @@ type userShard struct {
 type userSub struct {
 	e       *LiveEngine
 	user    string
+	live    string // the user's live subject, the registry key
 	subject string // the user's stream subject, for re-checks
 
 	ready chan struct{} // closed once sub and err are set
@@ -54,9 +56,9 @@ func (m liveMsg) delivery() Delivery {
 	return Delivery{Seq: m.seq, Payload: m.payload, Time: m.time}
 }
 
-func (e *LiveEngine) shardOf(user string) *userShard {
+func (e *LiveEngine) shardOf(live string) *userShard {
 	h := fnv.New32a()
-	_, _ = h.Write([]byte(user))
+	_, _ = h.Write([]byte(live))
 	return &e.shards[h.Sum32()%uint32(len(e.shards))]
 }
 
@@ -66,13 +68,14 @@ func (e *LiveEngine) shardOf(user string) *userShard {
 // request on the same connection.
 func (e *LiveEngine) attach(f *liveFeed) error {
 	user := f.dev.User
-	sh := e.shardOf(user)
+	live := e.subj.Live(user)
+	sh := e.shardOf(live)
 	sh.mu.Lock()
-	u, ok := sh.users[user]
+	u, ok := sh.users[live]
 	if !ok {
-		u = &userSub{e: e, user: user, subject: f.subject, ready: make(chan struct{})}
+		u = &userSub{e: e, user: user, live: live, subject: f.subject, ready: make(chan struct{})}
 		u.feeds.Store(&[]*liveFeed{})
-		sh.users[user] = u
+		sh.users[live] = u
 	}
 	old := *u.feeds.Load()
 	feeds := make([]*liveFeed, len(old), len(old)+1)
@@ -83,7 +86,13 @@ func (e *LiveEngine) attach(f *liveFeed) error {
 	sh.mu.Unlock()
 
 	if !ok {
-		u.sub, u.err = e.nc.Subscribe(e.subj.Live(user), u.onMsg)
+		// The user is in the registry before the subscription exists, so
+		// that the dispatcher finds it for the first message.
+		ch := e.dispatchStart()
+		u.sub, u.err = e.nc.ChanSubscribe(live, ch)
+		if u.err != nil {
+			e.dispatchStop()
+		}
 		close(u.ready)
 	} else {
 		<-u.ready // a local registration; it does not wait on the network
@@ -102,7 +111,7 @@ func (e *LiveEngine) detach(f *liveFeed) {
 	if u == nil {
 		return
 	}
-	sh := e.shardOf(u.user)
+	sh := e.shardOf(u.live)
 	sh.mu.Lock()
 	old := *u.feeds.Load()
 	feeds := make([]*liveFeed, 0, len(old))
@@ -112,28 +121,115 @@ func (e *LiveEngine) detach(f *liveFeed) {
 		}
 	}
 	u.feeds.Store(&feeds)
-	last := len(feeds) == 0 && sh.users[u.user] == u
+	last := len(feeds) == 0 && sh.users[u.live] == u
 	if last {
-		delete(sh.users, u.user)
+		delete(sh.users, u.live)
 	}
 	sh.mu.Unlock()
 	if last {
 		<-u.ready
 		if u.sub != nil {
 			_ = u.sub.Unsubscribe()
+			e.dispatchStop()
 		}
 	}
 }
 
-// onMsg fans one republished message out to the user's feeds. It never
+// dispatchQueue is the capacity of the channel every live subscription of
+// an engine delivers into. When it is full the client library drops the
+// message and counts it on its subscription; Run re-checks that user
+// within a second (see droppedUsers).
+const dispatchQueue = 1 << 16
+
+// The live subscriptions of an engine share one channel and one dispatcher
+// goroutine, rather than a goroutine each (nats.go runs one per async
+// subscription). The dispatcher runs while the engine has at least one
+// subscription: dispatchStart, called before each subscribe, starts it
+// when needed; dispatchStop, after each unsubscribe, lets it end with the
+// last one. One goroutine also keeps each user's messages in order.
+type dispatcher struct {
+	mu      sync.Mutex
+	ch      chan *nats.Msg // made with the first subscription, then kept
+	subs    int            // subscriptions made and not yet unsubscribed
+	running bool
+	idle    chan struct{} // one slot: subs reached zero
+}
+
+// dispatchStart counts one subscription about to be made and returns the
+// channel it must deliver into, starting the dispatcher if it is not
+// running.
+func (e *LiveEngine) dispatchStart() chan *nats.Msg {
+	d := &e.disp
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ch == nil {
+		d.ch = make(chan *nats.Msg, dispatchQueue)
+		d.idle = make(chan struct{}, 1)
+	}
+	d.subs++
+	if !d.running {
+		d.running = true
+		go e.dispatch(d.ch)
+	}
+	return d.ch
+}
+
+// dispatchStop counts one subscription gone.
+func (e *LiveEngine) dispatchStop() {
+	d := &e.disp
+	d.mu.Lock()
+	d.subs--
+	last := d.subs == 0
+	d.mu.Unlock()
+	if last {
+		select {
+		case d.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// dispatch fans each message of ch out to its user's feeds until the
+// engine has no subscription left; then it drops what is still queued
+// (every message in ch is from a subscription that is gone) and returns.
+func (e *LiveEngine) dispatch(ch chan *nats.Msg) {
+	d := &e.disp
+	for {
+		select {
+		case m := <-ch:
+			e.fanOut(m)
+		case <-d.idle:
+			d.mu.Lock()
+			if d.subs > 0 {
+				d.mu.Unlock()
+				continue
+			}
+			d.running = false
+			for len(ch) > 0 {
+				<-ch
+			}
+			d.mu.Unlock()
+			return
+		}
+	}
+}
+
+// fanOut hands one republished message to its user's feeds. It never
 // blocks: each feed queues it or, when its queue is full, falls back to
 // reading the store.
-func (u *userSub) onMsg(m *nats.Msg) {
-	lm, ok := u.e.parseLive(m)
+func (e *LiveEngine) fanOut(m *nats.Msg) {
+	sh := e.shardOf(m.Subject)
+	sh.mu.Lock()
+	u := sh.users[m.Subject]
+	sh.mu.Unlock()
+	if u == nil {
+		return // the user's last feed here closed meanwhile
+	}
+	lm, ok := e.parseLive(m)
 	if !ok {
 		return
 	}
-	if drop := u.e.dropLive; drop != nil && drop(lm.seq) {
+	if drop := e.dropLive; drop != nil && drop(lm.seq) {
 		return
 	}
 	for _, f := range *u.feeds.Load() {

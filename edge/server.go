@@ -230,14 +230,12 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		_ = feed.Close() // the upgrader already answered
 		return
 	}
-	log := s.log.With("user", streams.LogUser(cr.dev.User), "device", cr.dev.Device)
-	ss := newSession(s.ctx, cr.dev, feed, log, s.metrics)
+	ss := newSession(s.ctx, cr.dev, feed, s.log, s.metrics)
 	c := newWSConn(ss, conn, wsOptions{
 		writeTimeout:  s.opts.Edge.WriteTimeout,
 		pingInterval:  s.opts.Edge.PingInterval,
 		idleTimeout:   s.opts.Edge.IdleTimeout,
 		maxFrameBytes: s.opts.Edge.MaxFrameBytes,
-		sendQueue:     s.opts.Edge.SendQueue,
 	})
 	if !s.admit(ss) {
 		ss.close(CloseShutdown)
@@ -261,7 +259,7 @@ const wsReadBuffer = 512
 func (s *Server) serveWS(ss *session, c *wsConn, cr connRequest, releaseGate func()) {
 	defer releaseGate()
 	defer s.release(ss)
-	log, feed := ss.log, ss.feed
+	feed := ss.feed
 	if max := s.opts.Edge.MaxConnsPerUser; max > 0 && s.userConns(cr.dev.User) > max {
 		ss.close(CloseTooMany)
 	}
@@ -276,8 +274,8 @@ func (s *Server) serveWS(ss *session, c *wsConn, cr connRequest, releaseGate fun
 	_ = feed.Close()
 	reason := ss.closeReason()
 	s.metrics.closes.WithLabelValues(reason.Text()).Inc()
-	if log.Enabled(context.Background(), slog.LevelDebug) {
-		log.Debug("session closed", "reason", reason.Text())
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		ss.log().Debug("session closed", "reason", reason.Text())
 	}
 }
 

@@ -6,12 +6,15 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/herald-push/herald/streams"
 )
 
-// sink is the transport side of a session: it takes encoded frames without
-// blocking and is told why the session ends.
+// sink is the transport side of a session: it takes encoded frames in
+// order, on the pump's goroutine (or the reader's, for error frames).
 type sink interface {
-	// enqueue queues a frame for the writer; false when the queue is full.
+	// enqueue queues or writes a frame; false when the session cannot take
+	// it (a full queue, a failed write, the session ended).
 	enqueue(frame []byte) bool
 }
 
@@ -35,7 +38,7 @@ type session struct {
 	dev     Device
 	feed    Feed
 	start   Start
-	log     *slog.Logger
+	baseLog *slog.Logger // the server's; log adds the device
 	metrics *metrics
 
 	ctx    context.Context
@@ -46,9 +49,17 @@ type session struct {
 	reason CloseReason
 }
 
+// newSession returns the session of dev over feed; log is the server's
+// logger, to which the session adds the device when it logs.
 func newSession(parent context.Context, dev Device, feed Feed, log *slog.Logger, m *metrics) *session {
 	ctx, cancel := context.WithCancel(parent)
-	return &session{dev: dev, feed: feed, start: feed.Start(), log: log, metrics: m, ctx: ctx, cancel: cancel, ended: make(chan struct{})}
+	return &session{dev: dev, feed: feed, start: feed.Start(), baseLog: log, metrics: m, ctx: ctx, cancel: cancel, ended: make(chan struct{})}
+}
+
+// log returns a logger that names the device. It is made on each call
+// (sessions log rarely), so that an idle session does not hold one.
+func (s *session) log() *slog.Logger {
+	return s.baseLog.With("user", streams.LogUser(s.dev.User), "device", s.dev.Device)
 }
 
 // close ends the session with reason; the first reason wins. Safe to call
@@ -68,42 +79,165 @@ func (s *session) closeReason() CloseReason {
 	return s.reason
 }
 
-// pump moves messages from the feed to the sink until the session ends.
-// A full queue closes this session alone with 4008.
+// pump moves messages from the feed to the sink until the session ends,
+// on a goroutine that waits on the feed. A sink that refuses a frame closes
+// this session alone with 4008.
 func (s *session) pump(out sink) {
-	synced := s.start.From == 0 || s.start.Synced < s.start.From
-	if synced {
-		if !out.enqueue(encodeSynced(s.start.Synced)) {
-			s.close(CloseSlow)
-			return
-		}
+	synced, ok := s.begin(out)
+	if !ok {
+		return
 	}
 	for {
 		d, err := s.feed.Next(s.ctx)
 		if err != nil {
-			if s.ctx.Err() == nil {
-				if !errors.Is(err, ErrFeedClosed) && s.log.Enabled(s.ctx, slog.LevelWarn) {
-					s.log.Warn("feed failed", "err", err)
-				}
-				s.close(CloseInternal)
-			}
+			s.feedFailed(err)
 			return
 		}
-		if !enqueueMessage(out, d) {
+		if !s.deliver(out, d, &synced) {
+			return
+		}
+	}
+}
+
+// begin sends the synced frame when there is no backlog to send first;
+// synced reports whether it is out, ok false when the sink refused it.
+func (s *session) begin(out sink) (synced, ok bool) {
+	synced = s.start.From == 0 || s.start.Synced < s.start.From
+	if synced && !out.enqueue(encodeSynced(s.start.Synced)) {
+		s.close(CloseSlow)
+		return synced, false
+	}
+	return synced, true
+}
+
+// deliver sends one message, and the synced frame after the last message
+// of the backlog; false when the sink refused a frame (the session is
+// closed then).
+func (s *session) deliver(out sink, d Delivery, synced *bool) bool {
+	if !enqueueMessage(out, d) {
+		s.close(CloseSlow)
+		return false
+	}
+	s.metrics.deliveries.Inc()
+	if d.Redelivered {
+		s.metrics.redeliveries.Inc()
+	}
+	if !*synced && d.Seq >= s.start.Synced {
+		*synced = true
+		if !out.enqueue(encodeSynced(s.start.Synced)) {
 			s.close(CloseSlow)
+			return false
+		}
+	}
+	return true
+}
+
+// feedFailed closes the session after the feed returned err, unless the
+// session had already ended.
+func (s *session) feedFailed(err error) {
+	if s.ctx.Err() != nil {
+		return
+	}
+	if !errors.Is(err, ErrFeedClosed) && s.baseLog.Enabled(s.ctx, slog.LevelWarn) {
+		s.log().Warn("feed failed", "err", err)
+	}
+	s.close(CloseInternal)
+}
+
+// readyFeed is a Feed that can be drained without a goroutine waiting on
+// it, so that an idle connection costs no pump goroutine. The live
+// engine's feeds are.
+type readyFeed interface {
+	Feed
+	// Poll returns the next delivery if one is ready, ok false if none
+	// is. It may read the store, but never waits for a new message.
+	Poll(ctx context.Context) (d Delivery, ok bool, err error)
+	// Notify sets fn, which the feed calls (without blocking, from any
+	// goroutine) whenever Poll may have something new: a message, a freed
+	// window slot, a resend that is due. Set before the first Poll.
+	Notify(fn func())
+}
+
+// pumper runs a session's pump over a readyFeed only while there is work:
+// kick starts a goroutine unless one is running, which drains the feed
+// into the sink and exits when Poll has nothing. At most one runs at a
+// time, so frames keep their order. Once the session has ended, the next
+// run calls end (the transport's close) and closes done.
+type pumper struct {
+	s    *session
+	out  sink
+	feed readyFeed
+	end  func()
+
+	// The pump's progress: touched only by the running pump; each run
+	// starts after the previous one ended under mu.
+	started bool
+	synced  bool
+
+	mu       sync.Mutex
+	running  bool
+	again    bool // kicked while running: poll once more before exiting
+	finished bool
+
+	done chan struct{} // closed once end has returned
+}
+
+func newPumper(s *session, out sink, feed readyFeed, end func()) *pumper {
+	p := &pumper{s: s, out: out, feed: feed, end: end, done: make(chan struct{})}
+	feed.Notify(p.kick)
+	return p
+}
+
+// kick makes sure a pump runs after this call. It never blocks.
+func (p *pumper) kick() {
+	p.mu.Lock()
+	switch {
+	case p.finished:
+	case p.running:
+		p.again = true
+	default:
+		p.running = true
+		go p.run()
+	}
+	p.mu.Unlock()
+}
+
+func (p *pumper) run() {
+	for {
+		if p.s.ctx.Err() != nil {
+			p.end()
+			p.mu.Lock()
+			p.finished, p.running = true, false
+			p.mu.Unlock()
+			close(p.done)
 			return
 		}
-		s.metrics.deliveries.Inc()
-		if d.Redelivered {
-			s.metrics.redeliveries.Inc()
-		}
-		if !synced && d.Seq >= s.start.Synced {
-			synced = true
-			if !out.enqueue(encodeSynced(s.start.Synced)) {
-				s.close(CloseSlow)
-				return
+		if !p.started {
+			p.started = true
+			var ok bool
+			if p.synced, ok = p.s.begin(p.out); !ok {
+				continue
 			}
 		}
+		d, ok, err := p.feed.Poll(p.s.ctx)
+		switch {
+		case err != nil:
+			p.s.feedFailed(err)
+			p.s.close(CloseInternal) // ends the session if feedFailed did not
+			continue
+		case ok:
+			p.s.deliver(p.out, d, &p.synced)
+			continue
+		}
+		p.mu.Lock()
+		if p.again {
+			p.again = false
+			p.mu.Unlock()
+			continue
+		}
+		p.running = false
+		p.mu.Unlock()
+		return
 	}
 }
 
@@ -120,6 +254,6 @@ func (s *session) handleFrame(out sink, b []byte) {
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 	defer cancel()
 	if err := s.feed.Ack(ctx, f.Seq); err != nil && s.ctx.Err() == nil {
-		s.log.Warn("ack failed", "seq", f.Seq, "err", err)
+		s.log().Warn("ack failed", "seq", f.Seq, "err", err)
 	}
 }

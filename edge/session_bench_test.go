@@ -81,7 +81,7 @@ func BenchmarkEncodeMessage(b *testing.B) {
 }
 
 // BenchmarkSessionWrite pushes b.N messages through one session over a
-// real loopback WebSocket: pump → queue → writer → socket → a client that
+// real loopback WebSocket: pump → socket → a client that
 // reads every frame and acks every 16th (window 256, as edge.max_inflight).
 func BenchmarkSessionWrite(b *testing.B) {
 	payload := benchPayload(b)
@@ -98,7 +98,7 @@ func BenchmarkSessionWrite(b *testing.B) {
 		}
 		ss := newSession(context.Background(), Device{User: "alice", Device: "d"}, feed, log, m)
 		c := newWSConn(ss, conn, wsOptions{
-			writeTimeout: 10 * time.Second, pingInterval: time.Minute, idleTimeout: time.Minute, maxFrameBytes: 4096, sendQueue: 512,
+			writeTimeout: 10 * time.Second, pingInterval: time.Minute, idleTimeout: time.Minute, maxFrameBytes: 4096,
 		})
 		c.run(time.Time{})
 	}))

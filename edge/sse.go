@@ -226,7 +226,7 @@ func (c *sseConn) autoAck(seq uint64) {
 	ctx, cancel := context.WithTimeout(c.s.ctx, 5*time.Second)
 	defer cancel()
 	if err := c.s.feed.Ack(ctx, seq); err != nil && c.s.ctx.Err() == nil {
-		c.s.log.Warn("auto ack failed", "seq", seq, "err", err)
+		c.s.log().Warn("auto ack failed", "seq", seq, "err", err)
 	}
 }
 
@@ -306,8 +306,7 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, err)
 		return
 	}
-	log := s.log.With("user", streams.LogUser(cr.dev.User), "device", cr.dev.Device)
-	ss := newSession(s.ctx, cr.dev, feed, log, s.metrics)
+	ss := newSession(s.ctx, cr.dev, feed, s.log, s.metrics)
 	if !s.admit(ss) {
 		ss.close(CloseShutdown)
 		_ = feed.Close()
@@ -344,7 +343,7 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 	_ = feed.Close()
 	reason := ss.closeReason()
 	s.metrics.closes.WithLabelValues(reason.Text()).Inc()
-	if log.Enabled(context.Background(), slog.LevelDebug) {
-		log.Debug("sse session closed", "reason", reason.Text())
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		ss.log().Debug("sse session closed", "reason", reason.Text())
 	}
 }

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -10,24 +11,25 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// wsConn is the WebSocket transport of a session: one reader, one writer,
-// and a bounded queue between the session and the writer.
+// wsConn is the WebSocket transport of a session: a reader, and the
+// session's pump, which writes each frame itself (a device that stops
+// reading blocks only its own pump, and a write that cannot complete
+// within the write timeout closes it with 4008). Pings come from a timer,
+// on a short-lived goroutine of the runtime.
 //
-// The queue is a slice under qmu rather than a channel, so that an idle
-// connection holds no queue buffer (a channel of edge.send_queue slots
-// costs 12 KiB per connection up front). qmu is held only to append or
-// take frames, never across I/O or a channel send.
+// There is no send queue: the feed behind the pump bounds what a device
+// has in flight (edge.max_inflight), and the live engine's fan-out queues
+// into the feed without ever waiting on the socket.
 type wsConn struct {
 	s    *session
 	conn *websocket.Conn
 	opts wsOptions
 
-	ready chan struct{} // one slot: frames were queued
+	wmu sync.Mutex // held across each data frame's write (the pump's, or the reader's error frames)
 
-	qmu     sync.Mutex
-	q       [][]byte // queued frames, oldest first
-	spare   [][]byte // an empty small slice for the next batch, or nil
-	pending int      // frames queued or taken and not yet written; ≤ opts.sendQueue
+	pingMu      sync.Mutex // held across a ping, so that run can wait for one in flight
+	ping        *time.Timer
+	pingStopped bool
 }
 
 type wsOptions struct {
@@ -35,124 +37,114 @@ type wsOptions struct {
 	pingInterval  time.Duration
 	idleTimeout   time.Duration
 	maxFrameBytes int
-	sendQueue     int
 }
 
 var _ sink = (*wsConn)(nil)
 
 func newWSConn(s *session, conn *websocket.Conn, opts wsOptions) *wsConn {
-	return &wsConn{s: s, conn: conn, opts: opts, ready: make(chan struct{}, 1)}
+	return &wsConn{s: s, conn: conn, opts: opts}
 }
 
-// enqueue queues a frame for the writer; false when opts.sendQueue frames
-// are already waiting to be written. It never blocks.
+// enqueue writes a frame now, on the caller's goroutine; false when the
+// session has ended or the write failed (which ends it: 4008 when the
+// write timed out).
 func (c *wsConn) enqueue(frame []byte) bool {
-	c.qmu.Lock()
-	if c.pending >= c.opts.sendQueue {
-		c.qmu.Unlock()
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.s.ctx.Err() != nil {
 		return false
 	}
-	c.pending++
-	if c.q == nil && c.spare != nil {
-		c.q, c.spare = c.spare, nil
-	}
-	c.q = append(c.q, frame)
-	c.qmu.Unlock()
-	select {
-	case c.ready <- struct{}{}:
-	default:
-	}
-	return true
+	return c.write(websocket.TextMessage, frame)
 }
 
-// take removes every queued frame; the writer owns the returned slice.
-func (c *wsConn) take() [][]byte {
-	c.qmu.Lock()
-	defer c.qmu.Unlock()
-	q := c.q
-	c.q = nil
-	return q
-}
-
-// written accounts one frame of a batch as written, and keeps a small
-// drained batch slice for reuse (a large one is dropped, so that memory
-// falls back once a burst is over).
-func (c *wsConn) written(batch [][]byte, last bool) {
-	c.qmu.Lock()
-	defer c.qmu.Unlock()
-	c.pending--
-	if last && cap(batch) <= spareBatch && c.spare == nil {
-		clear(batch)
-		c.spare = batch[:0]
-	}
-}
-
-// spareBatch is the largest batch slice kept for reuse.
-const spareBatch = 8
-
-// run starts the writer and the pump, reads client frames on the calling
-// goroutine (so that a connection costs three goroutines), and returns once
-// all three have stopped and the socket is closed. expires is when the
-// token expires.
+// run serves the session until it has ended, the close frame is out
+// (bounded by a short deadline), the socket is closed and every goroutine
+// it started has stopped. expires is when the token expires.
+//
+// Over a readyFeed (the live engine) the calling goroutine reads client
+// frames and a pump runs only while there is something to write, so that
+// an idle connection costs one goroutine. Over another feed a second
+// goroutine waits on the feed and writes.
 func (c *wsConn) run(expires time.Time) {
-	done := make(chan struct{}, 2)
-	go func() { c.writeLoop(); done <- struct{}{} }()
-	go func() { c.s.pump(c); done <- struct{}{} }()
 	if !expires.IsZero() {
 		t := time.AfterFunc(time.Until(expires), func() { c.s.close(CloseUnauthorized) })
 		defer t.Stop()
 	}
-	// The reader returns when the socket fails or is closed: the writer
-	// closes it once the session ends, whoever ended it.
-	c.readLoop()
-	for i := 0; i < 2; i++ {
-		<-done
+	c.pingMu.Lock()
+	c.ping = time.AfterFunc(c.opts.pingInterval, c.sendPing)
+	c.pingMu.Unlock()
+	defer c.stopPings()
+
+	if rf, ok := c.s.feed.(readyFeed); ok {
+		p := newPumper(c.s, c, rf, c.end)
+		stop := context.AfterFunc(c.s.ctx, p.kick) // the pump closes the socket
+		defer stop()
+		p.kick()
+		// The reader returns when the socket fails or is closed, and ends
+		// the session whichever it was.
+		c.readLoop()
+		<-p.done
+		return
 	}
+
+	readDone := make(chan struct{})
+	go func() { defer close(readDone); c.readLoop() }()
+	// The pump returns once the session has ended, whoever ended it.
+	c.s.pump(c)
+	c.end()
+	<-readDone
 }
 
-// writeLoop is the only goroutine that writes to the socket.
-func (c *wsConn) writeLoop() {
-	ping := time.NewTicker(c.opts.pingInterval)
-	defer ping.Stop()
-	defer c.conn.Close() // unblocks the reader
-	for {
-		select {
-		case <-c.s.ctx.Done():
-			c.writeClose()
-			return
-		case <-c.ready:
-			batch := c.take()
-			for i, f := range batch {
-				if c.s.ctx.Err() != nil {
-					c.writeClose()
-					return
-				}
-				if !c.write(websocket.TextMessage, f) {
-					return
-				}
-				batch[i] = nil
-				c.written(batch, i == len(batch)-1)
-			}
-		case <-ping.C:
-			if !c.write(websocket.PingMessage, nil) {
-				return
-			}
-		}
+// end sends the close frame and closes the socket, which unblocks the
+// reader and any ping in flight.
+func (c *wsConn) end() {
+	c.wmu.Lock()
+	c.writeClose()
+	c.wmu.Unlock()
+	_ = c.conn.Close()
+}
+
+// stopPings stops the pings, waiting for one in flight (the socket is
+// closed by then, so it fails at once).
+func (c *wsConn) stopPings() {
+	c.pingMu.Lock()
+	c.pingStopped = true
+	c.ping.Stop()
+	c.pingMu.Unlock()
+}
+
+// sendPing writes a ping and schedules the next one, unless run has
+// stopped them.
+func (c *wsConn) sendPing() {
+	c.pingMu.Lock()
+	defer c.pingMu.Unlock()
+	if c.pingStopped {
+		return
 	}
+	if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.opts.writeTimeout)); err != nil {
+		c.failed(err)
+		return
+	}
+	c.ping.Reset(c.opts.pingInterval)
 }
 
 func (c *wsConn) write(kind int, b []byte) bool {
 	_ = c.conn.SetWriteDeadline(time.Now().Add(c.opts.writeTimeout))
 	if err := c.conn.WriteMessage(kind, b); err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			c.s.close(CloseSlow)
-		} else {
-			c.s.close(CloseClientGone)
-		}
+		c.failed(err)
 		return false
 	}
 	return true
+}
+
+// failed ends the session after a failed write: 4008 when it timed out.
+func (c *wsConn) failed(err error) {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		c.s.close(CloseSlow)
+	} else {
+		c.s.close(CloseClientGone)
+	}
 }
 
 // writeClose sends the error frame (for client-caused closes) and the close
