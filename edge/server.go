@@ -80,7 +80,7 @@ func New(opts Options) (*Server, error) {
 		metrics: newMetrics(opts.Registerer, opts.Edge.Delivery),
 		up: websocket.Upgrader{
 			HandshakeTimeout: 10 * time.Second,
-			// Client frames are acks of a few dozen bytes: a 512 B read
+			// Client frames are acks of a few dozen bytes: a 256 B read
 			// buffer takes them (larger frames pass through it), and
 			// net/http's 4 KiB one is let go with the handler (serveWS).
 			// The write buffer comes from a pool for each write, so an
@@ -249,7 +249,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 }
 
 // wsReadBuffer is the size of a WebSocket connection's read buffer.
-const wsReadBuffer = 512
+const wsReadBuffer = 256
 
 // serveWS runs an admitted WebSocket session to its end on a goroutine of
 // its own, owned by the Server (admit put it in s.wg; Shutdown waits for

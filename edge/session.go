@@ -45,8 +45,9 @@ type session struct {
 	cancel context.CancelFunc
 	ended  chan struct{} // closed by Server.release once the handler is done
 
-	mu     sync.Mutex
-	reason CloseReason
+	mu      sync.Mutex
+	reason  CloseReason
+	onClose func()
 }
 
 // newSession returns the session of dev over feed; log is the server's
@@ -69,8 +70,21 @@ func (s *session) close(reason CloseReason) {
 	if s.reason == CloseNone {
 		s.reason = reason
 	}
+	onClose := s.onClose
 	s.mu.Unlock()
 	s.cancel()
+	if onClose != nil {
+		onClose()
+	}
+}
+
+// setOnClose sets fn, called (without blocking) by every close after this
+// call. A session ends only by close: its context is canceled by nothing
+// else (Server.Shutdown closes each session before it cancels theirs).
+func (s *session) setOnClose(fn func()) {
+	s.mu.Lock()
+	s.onClose = fn
+	s.mu.Unlock()
 }
 
 func (s *session) closeReason() CloseReason {

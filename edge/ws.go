@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -77,8 +76,9 @@ func (c *wsConn) run(expires time.Time) {
 
 	if rf, ok := c.s.feed.(readyFeed); ok {
 		p := newPumper(c.s, c, rf, c.end)
-		stop := context.AfterFunc(c.s.ctx, p.kick) // the pump closes the socket
-		defer stop()
+		// A close from now on kicks the pump, which closes the socket; one
+		// before finds the context canceled at the first kick.
+		c.s.setOnClose(p.kick)
 		p.kick()
 		// The reader returns when the socket fails or is closed, and ends
 		// the session whichever it was.
