@@ -44,6 +44,8 @@ type Delivery struct {
 	Payload     []byte
 	Time        time.Time
 	Redelivered bool
+
+	frame *sharedFrame // the encoded frame, shared by the deliveries of one live message; nil: encode it
 }
 
 // Feed is one device's stream of messages. Next and Ack may be called from
@@ -52,7 +54,9 @@ type Delivery struct {
 type Feed interface {
 	Start() Start
 	Next(ctx context.Context) (Delivery, error)
-	// Ack acknowledges seq and every earlier message (cumulative).
+	// Ack acknowledges seq and every earlier message (cumulative). It is
+	// called on the reader of a device's socket: any I/O it does must be
+	// bounded by the feed itself.
 	Ack(ctx context.Context, seq uint64) error
 	Close() error
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"sync"
 
 	"github.com/herald-push/herald/streams"
 )
@@ -45,7 +47,26 @@ func encodeWelcome(d Device, st Start) []byte {
 }
 
 func encodeMessage(del Delivery) []byte {
+	if del.frame != nil {
+		return del.frame.get(del)
+	}
+	return encodeMessageNow(del)
+}
+
+func encodeMessageNow(del Delivery) []byte {
 	return mustJSON(messageFrame{Type: "message", Envelope: streams.Decode(del.Payload, del.Seq, del.Time)})
+}
+
+// sharedFrame is the message frame of one live message, encoded once for
+// every device of the user that it is delivered to on this edge.
+type sharedFrame struct {
+	once  sync.Once
+	frame []byte
+}
+
+func (f *sharedFrame) get(del Delivery) []byte {
+	f.once.Do(func() { f.frame = encodeMessageNow(del) })
+	return f.frame
 }
 
 func encodeSynced(seq uint64) []byte {
@@ -81,6 +102,41 @@ var (
 
 // ParseClientFrame parses one client frame: {"type":"ack","seq":N}.
 func ParseClientFrame(b []byte) (ClientFrame, error) {
+	if seq, ok := parseCanonicalAck(b); ok {
+		return ClientFrame{Type: "ack", Seq: seq}, nil
+	}
+	return parseClientFrameJSON(b)
+}
+
+// canonicalAck is how clients (herald listen, the bench, the SDK examples)
+// write an ack; it is parsed without reflection.
+const canonicalAck = `{"type":"ack","seq":`
+
+// parseCanonicalAck parses exactly {"type":"ack","seq":N} with N a
+// positive decimal without leading zeros that fits a uint64; ok is false
+// for anything else, which the JSON parser then decides on (with the same
+// result for every input this accepts).
+func parseCanonicalAck(b []byte) (uint64, bool) {
+	if len(b) < len(canonicalAck)+2 || string(b[:len(canonicalAck)]) != canonicalAck || b[len(b)-1] != '}' {
+		return 0, false
+	}
+	digits := b[len(canonicalAck) : len(b)-1]
+	if len(digits) == 0 || digits[0] < '1' || digits[0] > '9' {
+		return 0, false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	seq, err := strconv.ParseUint(string(digits), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return seq, true
+}
+
+func parseClientFrameJSON(b []byte) (ClientFrame, error) {
 	var raw struct {
 		Type *string         `json:"type"`
 		Seq  json.RawMessage `json:"seq"`

@@ -41,13 +41,24 @@ func TestParseClientFrame(t *testing.T) {
 }
 
 func FuzzParseClientFrame(f *testing.F) {
-	for _, s := range []string{`{"type":"ack","seq":7}`, `{}`, `{"type":"ack","seq":-1}`, "\xff", `{"type":"ack","seq":1e3}`} {
+	for _, s := range []string{
+		`{"type":"ack","seq":7}`, `{}`, `{"type":"ack","seq":-1}`, "\xff", `{"type":"ack","seq":1e3}`,
+		`{"type":"ack","seq":18446744073709551615}`, `{"type":"ack","seq":18446744073709551616}`,
+		`{"type":"ack","seq":01}`, `{"type":"ack","seq":0}`, `{"type":"ack","seq":}`, `{"type":"ack","seq":7}}`,
+	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fr, err := ParseClientFrame(b)
 		if err == nil && (fr.Type != "ack" || fr.Seq == 0) {
 			t.Fatalf("accepted %q as %+v", b, fr)
+		}
+		// The fast path agrees with the JSON parser wherever it answers.
+		if seq, ok := parseCanonicalAck(b); ok {
+			slow, err := parseClientFrameJSON(b)
+			if err != nil || slow.Seq != seq || slow.Type != "ack" {
+				t.Fatalf("%q: fast path %d, JSON parser %+v, %v", b, seq, slow, err)
+			}
 		}
 	})
 }

@@ -50,10 +50,11 @@ type liveMsg struct {
 	last    uint64 // the previous seq of the same subject, 0 for the first
 	time    time.Time
 	payload []byte
+	frame   *sharedFrame // encoded once, by the first device's pump
 }
 
 func (m liveMsg) delivery() Delivery {
-	return Delivery{Seq: m.seq, Payload: m.payload, Time: m.time}
+	return Delivery{Seq: m.seq, Payload: m.payload, Time: m.time, frame: m.frame}
 }
 
 func (e *LiveEngine) shardOf(live string) *userShard {
@@ -232,7 +233,11 @@ func (e *LiveEngine) fanOut(m *nats.Msg) {
 	if drop := e.dropLive; drop != nil && drop(lm.seq) {
 		return
 	}
-	for _, f := range *u.feeds.Load() {
+	feeds := *u.feeds.Load()
+	if len(feeds) > 1 {
+		lm.frame = &sharedFrame{}
+	}
+	for _, f := range feeds {
 		f.push(lm)
 	}
 }

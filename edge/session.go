@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/herald-push/herald/streams"
 )
@@ -265,9 +264,7 @@ func (s *session) handleFrame(out sink, b []byte) {
 		return
 	}
 	s.metrics.acks.Inc()
-	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
-	defer cancel()
-	if err := s.feed.Ack(ctx, f.Seq); err != nil && s.ctx.Err() == nil {
+	if err := s.feed.Ack(s.ctx, f.Seq); err != nil && s.ctx.Err() == nil {
 		s.log().Warn("ack failed", "seq", f.Seq, "err", err)
 	}
 }
