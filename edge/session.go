@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/herald-push/herald/streams"
 )
@@ -173,9 +174,10 @@ type readyFeed interface {
 
 // pumper runs a session's pump over a readyFeed only while there is work:
 // kick starts a goroutine unless one is running, which drains the feed
-// into the sink and exits when Poll has nothing. At most one runs at a
-// time, so frames keep their order. Once the session has ended, the next
-// run calls end (the transport's close) and closes done.
+// into the sink and exits once Poll has had nothing for pumpLinger. At
+// most one runs at a time, so frames keep their order. Once the session
+// has ended, the next run calls end (the transport's close) and closes
+// done.
 type pumper struct {
 	s    *session
 	out  sink
@@ -187,16 +189,25 @@ type pumper struct {
 	started bool
 	synced  bool
 
+	linger *time.Timer // the running pump's, made on its first linger
+
 	mu       sync.Mutex
 	running  bool
 	again    bool // kicked while running: poll once more before exiting
 	finished bool
 
+	wake chan struct{} // one slot: a kick while the pump lingers
 	done chan struct{} // closed once end has returned
 }
 
+// pumpLinger is how long a pump with nothing to do waits for more before
+// its goroutine exits. A device that gets messages more often than this
+// keeps one pump (no goroutine start and stack growth per message); an
+// idle one costs none.
+const pumpLinger = 100 * time.Millisecond
+
 func newPumper(s *session, out sink, feed readyFeed, end func()) *pumper {
-	p := &pumper{s: s, out: out, feed: feed, end: end, done: make(chan struct{})}
+	p := &pumper{s: s, out: out, feed: feed, end: end, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	feed.Notify(p.kick)
 	return p
 }
@@ -208,11 +219,31 @@ func (p *pumper) kick() {
 	case p.finished:
 	case p.running:
 		p.again = true
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
 	default:
 		p.running = true
 		go p.run()
 	}
 	p.mu.Unlock()
+}
+
+// idle waits up to pumpLinger for a kick; false when none came.
+func (p *pumper) idle() bool {
+	if p.linger == nil {
+		p.linger = time.NewTimer(pumpLinger)
+	} else {
+		p.linger.Reset(pumpLinger)
+	}
+	select {
+	case <-p.wake:
+		p.linger.Stop()
+		return true
+	case <-p.linger.C:
+		return false
+	}
 }
 
 func (p *pumper) run() {
@@ -240,6 +271,16 @@ func (p *pumper) run() {
 			continue
 		case ok:
 			p.s.deliver(p.out, d, &p.synced)
+			continue
+		}
+		p.mu.Lock()
+		if p.again {
+			p.again = false
+			p.mu.Unlock()
+			continue
+		}
+		p.mu.Unlock()
+		if p.idle() {
 			continue
 		}
 		p.mu.Lock()
