@@ -54,6 +54,9 @@ type LiveEngine struct {
 	// makes the fan-out drop the live messages it returns true for, as a
 	// lost republish would be.
 	dropLive func(seq uint64) bool
+	// dispatchCap, set only by tests in this package before the first
+	// Open, replaces dispatchQueue (0: dispatchQueue).
+	dispatchCap int
 
 	handleMu sync.Mutex
 	strm     jetstream.Stream   // cached, dropped on error

@@ -457,3 +457,38 @@ func TestLiveForgedHeadersInBacklog(t *testing.T) {
 		t.Fatalf("got %v, want %d %d", seqsOf(got), ack.Sequence, next)
 	}
 }
+
+// TestLiveClientDropsRecovered fills the channel the user subscriptions
+// deliver into while the dispatcher is stuck, so that the NATS client drops
+// the user's last messages (a client-side slow consumer), with no later
+// message to reveal them. Run's check of dropped counts finds them within a
+// tick: the device gets every message once, in order.
+func TestLiveClientDropsRecovered(t *testing.T) {
+	release := make(chan struct{})
+	var stuck sync.Once
+	r := newLiveRig(t, nil, func(uint64) bool {
+		stuck.Do(func() { <-release }) // the first live message holds the dispatcher
+		return false
+	})
+	r.eng.dispatchCap = 1
+	f := r.open(t, "alice", "phone", Position{})
+	var want []uint64
+	for i := range 6 {
+		want = append(want, r.publish(t, "alice", fmt.Sprintf("m%d", i)))
+	}
+	// One message is in the dispatcher, one in the channel: the client drops
+	// the other four.
+	streamstest.WaitFor(t, 10*time.Second, func() error {
+		u := f.(*liveFeed).user
+		<-u.ready
+		if n, err := u.sub.Dropped(); err != nil || n < len(want)-2 {
+			return fmt.Errorf("dropped %d (%v), want %d", n, err, len(want)-2)
+		}
+		return nil
+	})
+	close(release)
+	if got := take(t, f, len(want)); !slices.Equal(seqsOf(got), want) {
+		t.Fatalf("got %v, want %v", seqsOf(got), want)
+	}
+	idle(t, f, 100*time.Millisecond)
+}

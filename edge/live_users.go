@@ -164,7 +164,11 @@ func (e *LiveEngine) dispatchStart() chan *nats.Msg {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.ch == nil {
-		d.ch = make(chan *nats.Msg, dispatchQueue)
+		n := dispatchQueue
+		if e.dispatchCap > 0 {
+			n = e.dispatchCap
+		}
+		d.ch = make(chan *nats.Msg, n)
 		d.idle = make(chan struct{}, 1)
 	}
 	d.subs++
