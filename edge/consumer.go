@@ -295,7 +295,13 @@ func (f *consumerFeed) Next(ctx context.Context) (Delivery, error) {
 			continue // not a JetStream message: cannot happen on a pull consumer
 		}
 		seq := md.Sequence.Stream
-		skipped := f.lastCons == 0 || md.Sequence.Consumer > f.lastCons+1
+		firstPull := f.lastCons == 0
+		skipped := firstPull || md.Sequence.Consumer > f.lastCons+1
+		if firstPull && f.start.From != 0 && seq <= f.start.From {
+			// The user's first message at or after the start, as Open
+			// found it: nothing of the user's can be before it.
+			skipped = false
+		}
 		f.lastCons = max(f.lastCons, md.Sequence.Consumer)
 		f.mu.Lock()
 		if !f.closed {
@@ -320,10 +326,12 @@ func (f *consumerFeed) Next(ctx context.Context) (Delivery, error) {
 
 // readMissing returns the user's stored messages after lastStream and
 // before seq: those the consumer delivered but this feed never received.
-// There are at most a window's worth; a failed read closes the session, and
-// the device's reconnect resends from its ack floor.
+// There are at most a window's worth. A failed read (a busy or restarting
+// server) is retried with a backoff until ctx ends, so that it delays the
+// device rather than closing it.
 func (f *consumerFeed) readMissing(ctx context.Context, seq uint64) ([]Delivery, error) {
 	var out []Delivery
+	backoff := 50 * time.Millisecond
 	for from := f.lastStream + 1; from < seq && len(out) <= 2*f.window; {
 		rctx, cancel := context.WithTimeout(ctx, f.timeout)
 		m, err := f.store.next(rctx, from, f.subject)
@@ -332,7 +340,18 @@ func (f *consumerFeed) readMissing(ctx context.Context, seq uint64) ([]Delivery,
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("edge: read lost deliveries after %d: %w", f.lastStream, err)
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("edge: read lost deliveries after %d: %w", f.lastStream, err)
+			}
+			t := time.NewTimer(backoff)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, fmt.Errorf("edge: read lost deliveries after %d: %w", f.lastStream, ctx.Err())
+			case <-t.C:
+			}
+			backoff = min(2*backoff, 2*time.Second)
+			continue
 		}
 		if m.Sequence >= seq {
 			break
