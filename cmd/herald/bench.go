@@ -429,7 +429,7 @@ func (a *app) spawnTarget(ctx context.Context, cmd *cobra.Command, cfg *config.C
 		}
 	}()
 	var pubStop func()
-	stop = func() {
+	stopChild := func() {
 		if pubStop != nil {
 			pubStop()
 		}
@@ -446,9 +446,11 @@ func (a *app) spawnTarget(ctx context.Context, cmd *cobra.Command, cfg *config.C
 		<-readDone
 		_ = os.RemoveAll(dir)
 	}
+	// The early returns below set stop to nil: stop the child through
+	// stopChild.
 	defer func() {
 		if err != nil {
-			stop()
+			stopChild()
 		}
 	}()
 	var natsURL string
@@ -494,5 +496,5 @@ func (a *app) spawnTarget(ctx context.Context, cmd *cobra.Command, cfg *config.C
 			return t, nil, fmt.Errorf("cmd: jetstream: %w", err)
 		}
 	}
-	return t, stop, nil
+	return t, stopChild, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
@@ -12,8 +13,14 @@ import (
 // its JSON result.
 func runBenchJSON(t *testing.T, args ...string) *bench.Result {
 	t.Helper()
+	return runBenchJSONEnv(t, nil, args...)
+}
+
+// runBenchJSONEnv is runBenchJSON with environ as the process environment.
+func runBenchJSONEnv(t *testing.T, environ []string, args ...string) *bench.Result {
+	t.Helper()
 	args = append(append([]string{"bench"}, args...), "--json", "--drain", "10s", "--timeout", "40s")
-	stdout, stderr, err := runCmd(t, nil, args...)
+	stdout, stderr, err := runCmd(t, environ, args...)
 	if err != nil {
 		t.Fatalf("herald %s: %v\nstderr:\n%s", strings.Join(args, " "), err, stderr)
 	}
@@ -119,6 +126,30 @@ func TestBenchResume(t *testing.T) {
 	}
 	if r.ReconnectSeconds <= 0 || r.CatchupSeconds <= 0 {
 		t.Errorf("reconnect %v s, catch-up %v s", r.ReconnectSeconds, r.CatchupSeconds)
+	}
+}
+
+// TestBenchSpawn runs fanout against a spawned herald serve (this test
+// binary, standing in for herald), over HTTP and over NATS.
+func TestBenchSpawn(t *testing.T) {
+	environ := append(os.Environ(), asHerald+"=1")
+	for _, extra := range [][]string{nil, {"--nats"}} {
+		args := append([]string{"fanout", "--spawn", "--users", "3", "--devices", "2", "--messages", "60", "--producers", "4"}, extra...)
+		res := runBenchJSONEnv(t, environ, args...)
+		if !strings.HasPrefix(res.Target, "spawned herald serve") {
+			t.Errorf("%v: target %q", extra, res.Target)
+		}
+		checkFanout(t, res.Fanout, 60, 2)
+	}
+}
+
+// TestBenchSpawnFails checks that a serve that exits before its banner is
+// an error of the bench, not a panic.
+func TestBenchSpawnFails(t *testing.T) {
+	environ := append(os.Environ(), asHerald+"=fail")
+	_, _, err := runCmd(t, environ, "bench", "fanout", "--spawn")
+	if err == nil || !strings.Contains(err.Error(), "exited before printing its banner") {
+		t.Fatalf("err = %v, want the spawned serve's early exit", err)
 	}
 }
 
