@@ -78,16 +78,25 @@ var (
 // the user, and whether retention removed messages after the requested
 // position (only meaningful when the client gave since).
 func locate(ctx context.Context, s storeReader, subject string, first uint64, p Position, state jetstream.StreamState, maxPerUser int64) (Start, error) {
-	st := Start{First: first}
 	last, err := s.last(ctx, subject)
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
-		return st, nil
+		return Start{First: first}, nil
 	case err != nil:
-		return st, fmt.Errorf("edge: last message of %s: %w", subject, err)
+		return Start{First: first}, fmt.Errorf("edge: last message of %s: %w", subject, err)
 	}
-	st.Synced = last.Sequence
-	if last.Sequence >= first {
+	return locateFrom(ctx, s, subject, first, p, state, maxPerUser, last.Sequence)
+}
+
+// locateFrom is locate with the user's last retained seq already read
+// (0: the user has none). state is only read when p.HasSince.
+func locateFrom(ctx context.Context, s storeReader, subject string, first uint64, p Position, state jetstream.StreamState, maxPerUser int64, userLast uint64) (Start, error) {
+	st := Start{First: first}
+	if userLast == 0 {
+		return st, nil
+	}
+	st.Synced = userLast
+	if userLast >= first {
 		next, err := s.next(ctx, first, subject)
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):

@@ -247,11 +247,6 @@ func (e *LiveEngine) Open(ctx context.Context, d Device, p Position) (Feed, erro
 }
 
 func (e *LiveEngine) open(ctx context.Context, s jetstream.Stream, kv jetstream.KeyValue, d Device, p Position) (*liveFeed, error) {
-	info, err := s.Info(ctx)
-	if err != nil {
-		return nil, unavailable("stream info", err)
-	}
-	state := info.State
 	subject := e.subj.User(d.User)
 	key := streams.DeviceKey(d.User, d.Device)
 
@@ -275,6 +270,36 @@ func (e *LiveEngine) open(ctx context.Context, s jetstream.Stream, kv jetstream.
 		}
 	}
 
+	f := newLiveFeed(e, d, subject, key, newStoreReader(e.js, s), kv, 1)
+	// Subscribe before reading the user's last message: a message stored
+	// after that read arrives live, one stored before is in the backlog,
+	// and the overlap is dropped by seq.
+	if err := e.attach(f); err != nil {
+		return nil, unavailable("subscribe "+e.subj.Live(d.User), err)
+	}
+	var userLast uint64
+	switch last, err := f.store.last(ctx, subject); {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+	case err != nil:
+		e.detach(f)
+		return nil, unavailable("last message of "+subject, err)
+	default:
+		userLast = last.Sequence
+	}
+	// The user's last message places a new device and bounds a known one.
+	// The stream's own state, a request to its leader, is needed only to
+	// clamp a since or a position past the user's last message (a stream
+	// recreated since) and to tell whether retention removed messages
+	// after a since.
+	var state jetstream.StreamState
+	if p.HasSince || (known && pos > userLast) {
+		info, err := s.Info(ctx)
+		if err != nil {
+			e.detach(f)
+			return nil, unavailable("stream info", err)
+		}
+		state = info.State
+	}
 	var first uint64
 	switch {
 	case p.HasSince:
@@ -282,21 +307,15 @@ func (e *LiveEngine) open(ctx context.Context, s jetstream.Stream, kv jetstream.
 	case known:
 		// A position past the end (a recreated stream) would skip the
 		// next messages, as a since would.
-		first = clampSince(pos, state.LastSeq) + 1
+		first = clampSince(pos, max(userLast, state.LastSeq)) + 1
 	default:
-		if first, err = newDeviceStart(ctx, e.js, s, subject, state.LastSeq, e.edge.NewDeviceBacklog); err != nil {
+		if first, err = newDeviceStart(ctx, e.js, s, subject, userLast, e.edge.NewDeviceBacklog); err != nil {
+			e.detach(f)
 			return nil, err
 		}
 	}
-
-	f := newLiveFeed(e, d, subject, key, newStoreReader(e.js, s), kv, first)
-	// Subscribe before reading the backlog: a message stored after the
-	// backlog is located arrives live, one stored before is in the backlog,
-	// and the overlap is dropped by seq.
-	if err := e.attach(f); err != nil {
-		return nil, unavailable("subscribe "+e.subj.Live(d.User), err)
-	}
-	st, err := locate(ctx, f.store, subject, first, p, state, e.stream.MaxMsgsPerUser)
+	f.position(first)
+	st, err := locateFrom(ctx, f.store, subject, first, p, state, e.stream.MaxMsgsPerUser, userLast)
 	if err != nil {
 		e.detach(f)
 		return nil, unavailable("locate backlog", err)

@@ -101,6 +101,14 @@ func newLiveFeed(e *LiveEngine, d Device, subject, key string, store storeReader
 	}
 }
 
+// position places a feed that Open has not returned yet before first.
+func (f *liveFeed) position(first uint64) {
+	f.cursor = first - 1
+	f.mu.Lock()
+	f.acked = first - 1
+	f.mu.Unlock()
+}
+
 func (f *liveFeed) Start() Start { return f.start }
 
 func (f *liveFeed) signal() {

@@ -492,3 +492,47 @@ func TestLiveClientDropsRecovered(t *testing.T) {
 	}
 	idle(t, f, 100*time.Millisecond)
 }
+
+// TestLiveOpenAsksTheLeaderOnlyForSince checks which opens make JetStream
+// API requests (served by the stream's leader) rather than direct gets
+// (served by any replica): a new device and a known one without since make
+// none, so that a reconnect storm does not land on the leader; a since
+// needs the stream's state.
+func TestLiveOpenAsksTheLeaderOnlyForSince(t *testing.T) {
+	r := newLiveRig(t, nil, nil)
+	s1 := r.publish(t, "alice", "m0")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	api := func() uint64 {
+		t.Helper()
+		info, err := r.js.AccountInfo(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.API.Total
+	}
+	// The engine looks its stream and bucket up once.
+	warm := r.open(t, "bob", "phone", Position{})
+	_ = warm.Close()
+	idle := api()
+	idle = api() - idle // what asking costs
+
+	for _, tc := range []struct {
+		name string
+		p    Position
+		want uint64
+	}{
+		{"new device", Position{}, 0},
+		{"known device", Position{}, 0},
+		{"since", Position{Since: s1 - 1, HasSince: true}, 1},
+	} {
+		before := api()
+		f := r.open(t, "alice", "phone", tc.p)
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := api() - before - idle; got != tc.want {
+			t.Errorf("%s: %d JetStream API requests, want %d", tc.name, got, tc.want)
+		}
+	}
+}
