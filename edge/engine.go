@@ -76,7 +76,8 @@ var (
 // locate computes the Start of a feed whose first position is first, for a
 // user's subject: the first retained seq ≥ first, the last retained seq of
 // the user, and whether retention removed messages after the requested
-// position (only meaningful when the client gave since).
+// position (only meaningful when the client gave since). state is the
+// stream's.
 func locate(ctx context.Context, s storeReader, subject string, first uint64, p Position, state jetstream.StreamState, maxPerUser int64) (Start, error) {
 	last, err := s.last(ctx, subject)
 	switch {
@@ -85,12 +86,15 @@ func locate(ctx context.Context, s storeReader, subject string, first uint64, p 
 	case err != nil:
 		return Start{First: first}, fmt.Errorf("edge: last message of %s: %w", subject, err)
 	}
-	return locateFrom(ctx, s, subject, first, p, state, maxPerUser, last.Sequence)
+	known := func(context.Context) (jetstream.StreamState, error) { return state, nil }
+	return locateFrom(ctx, s, subject, first, p, known, maxPerUser, last.Sequence)
 }
 
 // locateFrom is locate with the user's last retained seq already read
-// (0: the user has none). state is only read when p.HasSince.
-func locateFrom(ctx context.Context, s storeReader, subject string, first uint64, p Position, state jetstream.StreamState, maxPerUser int64, userLast uint64) (Start, error) {
+// (userLast, 0: the user has none). It asks stateOf for the stream's state
+// only when the user's own messages cannot tell whether retention removed
+// messages after a since.
+func locateFrom(ctx context.Context, s storeReader, subject string, first uint64, p Position, stateOf func(context.Context) (jetstream.StreamState, error), maxPerUser int64, userLast uint64) (Start, error) {
 	st := Start{First: first}
 	if userLast == 0 {
 		return st, nil
@@ -110,7 +114,30 @@ func locateFrom(ctx context.Context, s storeReader, subject string, first uint64
 		return st, nil
 	}
 	want := p.Since + 1
+	// Retention removes the oldest messages first, from the front of the
+	// stream (age, bytes) or of the user's messages (the per-user limit):
+	// while the user's last message is retained, nothing of the user's
+	// before it but after a since at or past it can be gone, and while a
+	// message of the user at or before want is retained, nothing after it
+	// is gone either.
+	if p.Since >= userLast || st.From == want {
+		return st, nil
+	}
+	firstOfUser, err := s.next(ctx, 0, subject)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		firstOfUser = nil
+	case err != nil:
+		return st, fmt.Errorf("edge: first message of %s: %w", subject, err)
+	}
+	if firstOfUser != nil && firstOfUser.Sequence <= want {
+		return st, nil
+	}
 	// Age and byte limits remove from the front of the stream.
+	state, err := stateOf(ctx)
+	if err != nil {
+		return st, fmt.Errorf("edge: stream state: %w", err)
+	}
 	if want < state.FirstSeq {
 		st.Gap = true
 		return st, nil
@@ -119,19 +146,13 @@ func locateFrom(ctx context.Context, s storeReader, subject string, first uint64
 	// been after since when the user is at the limit and its first retained
 	// message is later than requested. This can report a gap that holds
 	// only other users' messages, never miss a real one.
-	if maxPerUser > 0 && (st.From == 0 || st.From > want) {
-		firstOfUser, err := s.next(ctx, 0, subject)
-		if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-			return st, fmt.Errorf("edge: first message of %s: %w", subject, err)
+	if maxPerUser > 0 && firstOfUser != nil {
+		info, err := s.info(ctx, jetstream.WithSubjectFilter(subject))
+		if err != nil {
+			return st, fmt.Errorf("edge: count of %s: %w", subject, err)
 		}
-		if err == nil && firstOfUser.Sequence > want {
-			info, err := s.info(ctx, jetstream.WithSubjectFilter(subject))
-			if err != nil {
-				return st, fmt.Errorf("edge: count of %s: %w", subject, err)
-			}
-			if int64(info.State.Subjects[subject]) >= maxPerUser {
-				st.Gap = true
-			}
+		if int64(info.State.Subjects[subject]) >= maxPerUser {
+			st.Gap = true
 		}
 	}
 	return st, nil

@@ -286,28 +286,18 @@ func (e *LiveEngine) open(ctx context.Context, s jetstream.Stream, kv jetstream.
 	default:
 		userLast = last.Sequence
 	}
-	// The user's last message places a new device and bounds a known one.
-	// The stream's own state, a request to its leader, is needed only to
-	// clamp a since or a position past the user's last message (a stream
-	// recreated since) and to tell whether retention removed messages
-	// after a since.
-	var state jetstream.StreamState
-	if p.HasSince || (known && pos > userLast) {
-		info, err := s.Info(ctx)
-		if err != nil {
-			e.detach(f)
-			return nil, unavailable("stream info", err)
-		}
-		state = info.State
-	}
+	// The user's last message places a new device and bounds a known
+	// position or a since: one past it (a since from a recreated stream, or
+	// a client ahead of the store) starts after it, which skips none of the
+	// user's messages and delivers the next one. The stream's own state, a
+	// request to its leader, is read only when the user's messages cannot
+	// tell whether retention removed messages after a since (locateFrom).
 	var first uint64
 	switch {
 	case p.HasSince:
-		first = clampSince(p.Since, state.LastSeq) + 1
+		first = min(p.Since, userLast) + 1
 	case known:
-		// A position past the end (a recreated stream) would skip the
-		// next messages, as a since would.
-		first = clampSince(pos, max(userLast, state.LastSeq)) + 1
+		first = min(pos, userLast) + 1
 	default:
 		if first, err = newDeviceStart(ctx, e.js, s, subject, userLast, e.edge.NewDeviceBacklog); err != nil {
 			e.detach(f)
@@ -315,7 +305,14 @@ func (e *LiveEngine) open(ctx context.Context, s jetstream.Stream, kv jetstream.
 		}
 	}
 	f.position(first)
-	st, err := locateFrom(ctx, f.store, subject, first, p, state, e.stream.MaxMsgsPerUser, userLast)
+	stateOf := func(ctx context.Context) (jetstream.StreamState, error) {
+		info, err := s.Info(ctx)
+		if err != nil {
+			return jetstream.StreamState{}, err
+		}
+		return info.State, nil
+	}
+	st, err := locateFrom(ctx, f.store, subject, first, p, stateOf, e.stream.MaxMsgsPerUser, userLast)
 	if err != nil {
 		e.detach(f)
 		return nil, unavailable("locate backlog", err)

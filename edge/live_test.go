@@ -493,14 +493,16 @@ func TestLiveClientDropsRecovered(t *testing.T) {
 	idle(t, f, 100*time.Millisecond)
 }
 
-// TestLiveOpenAsksTheLeaderOnlyForSince checks which opens make JetStream
+// TestLiveOpenAsksTheLeaderOnlyForGaps checks which opens make JetStream
 // API requests (served by the stream's leader) rather than direct gets
-// (served by any replica): a new device and a known one without since make
-// none, so that a reconnect storm does not land on the leader; a since
-// needs the stream's state.
-func TestLiveOpenAsksTheLeaderOnlyForSince(t *testing.T) {
-	r := newLiveRig(t, nil, nil)
+// (served by any replica): a new device, a known one, and a since whose
+// messages are all retained make none, so that a reconnect storm does not
+// land on the leader. A since past which retention removed messages needs
+// the stream's state, and gets gap.
+func TestLiveOpenAsksTheLeaderOnlyForGaps(t *testing.T) {
+	r := newLiveRig(t, func(cfg *config.Config) { cfg.Stream.MaxMsgsPerUser = 3 }, nil)
 	s1 := r.publish(t, "alice", "m0")
+	r.publish(t, "alice", "m1")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	api := func() uint64 {
@@ -517,22 +519,34 @@ func TestLiveOpenAsksTheLeaderOnlyForSince(t *testing.T) {
 	idle := api()
 	idle = api() - idle // what asking costs
 
+	var carol []uint64
+	for i := range 5 {
+		carol = append(carol, r.publish(t, "carol", fmt.Sprintf("c%d", i)))
+	}
 	for _, tc := range []struct {
 		name string
+		user string
 		p    Position
-		want uint64
+		api  bool
+		gap  bool
+		from uint64
 	}{
-		{"new device", Position{}, 0},
-		{"known device", Position{}, 0},
-		{"since", Position{Since: s1 - 1, HasSince: true}, 1},
+		{name: "new device", user: "alice"},
+		{name: "known device", user: "alice"},
+		{name: "since, retained", user: "alice", p: Position{Since: s1, HasSince: true}, from: s1 + 1},
+		{name: "since, removed by retention", user: "carol", p: Position{Since: carol[0], HasSince: true}, api: true, gap: true, from: carol[2]},
 	} {
 		before := api()
-		f := r.open(t, "alice", "phone", tc.p)
+		f := r.open(t, tc.user, "phone", tc.p)
+		st := f.Start()
 		if err := f.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if got := api() - before - idle; got != tc.want {
-			t.Errorf("%s: %d JetStream API requests, want %d", tc.name, got, tc.want)
+		if got := api() - before - idle; (got > 0) != tc.api {
+			t.Errorf("%s: %d JetStream API requests, want any: %v", tc.name, got, tc.api)
+		}
+		if st.Gap != tc.gap || st.From != tc.from {
+			t.Errorf("%s: start %+v, want gap %v from %d", tc.name, st, tc.gap, tc.from)
 		}
 	}
 }
