@@ -273,26 +273,33 @@ func (p *pumper) run() {
 			p.s.deliver(p.out, d, &p.synced)
 			continue
 		}
-		p.mu.Lock()
-		if p.again {
-			p.again = false
-			p.mu.Unlock()
+		if p.kicked() || p.idle() || !p.stop() {
 			continue
 		}
-		p.mu.Unlock()
-		if p.idle() {
-			continue
-		}
-		p.mu.Lock()
-		if p.again {
-			p.again = false
-			p.mu.Unlock()
-			continue
-		}
-		p.running = false
-		p.mu.Unlock()
 		return
 	}
+}
+
+// kicked reports, and clears, a kick that came while the pump ran.
+func (p *pumper) kicked() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := p.again
+	p.again = false
+	return k
+}
+
+// stop marks the pump stopped, unless a kick came meanwhile: then it
+// clears the kick and returns false, and the pump goes on.
+func (p *pumper) stop() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.again {
+		p.again = false
+		return false
+	}
+	p.running = false
+	return true
 }
 
 // handleFrame applies one client frame; a malformed one gets an error frame.
