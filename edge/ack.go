@@ -8,11 +8,9 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/herald-push/herald/edge/token"
 	"github.com/herald-push/herald/ingest/apierr"
 	"github.com/herald-push/herald/streams"
 )
@@ -123,13 +121,9 @@ func (s *Server) allowCORS(w http.ResponseWriter, r *http.Request) bool {
 }
 
 func (s *Server) ack(w http.ResponseWriter, r *http.Request) error {
-	g, err := s.opts.Tokens.Verify(token.FromRequest(r))
+	g, err := s.verifyToken(r)
 	if err != nil {
-		msg := "invalid token"
-		if errors.Is(err, token.ErrMissing) {
-			msg = "a token is required (Authorization: Bearer or ?token=)"
-		}
-		return apierr.Wrap(apierr.Unauthorized, err, msg)
+		return err
 	}
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, ackBodyLimit))
 	if err != nil {
@@ -149,12 +143,9 @@ func (s *Server) ack(w http.ResponseWriter, r *http.Request) error {
 	dev := Device{User: g.User, Device: req.Device}
 	s.metrics.acks.Inc()
 
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-	defer cancel()
 	applied := false
 	for _, ss := range s.sessionsOf(dev) {
-		if err := ss.feed.Ack(ctx, req.Seq); err != nil {
-			ss.log().Warn("ack failed", "seq", req.Seq, "err", err)
+		if ss.ack(req.Seq) != nil {
 			continue
 		}
 		// A session still open after the ack had its feed open during it
@@ -171,11 +162,11 @@ func (s *Server) ack(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return apierr.New(apierr.NotFound, "the device is not connected to this edge")
 	}
-	switch err := pa.AckPosition(ctx, dev, req.Seq); {
+	switch err := pa.AckPosition(r.Context(), dev, req.Seq); {
 	case errors.Is(err, ErrNoPosition):
 		return apierr.Wrap(apierr.NotFound, err, "no position for this device: it never connected, or its state expired")
 	case errors.Is(err, ErrUnavailable):
-		return &apierr.Error{Code: apierr.Unavailable, Message: "message store unavailable", RetryAfter: time.Second, Err: err}
+		return errStoreUnavailable(err)
 	case err != nil:
 		return err
 	}

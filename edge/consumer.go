@@ -100,12 +100,14 @@ func (e *ConsumerEngine) Open(ctx context.Context, d Device, p Position) (Feed, 
 }
 
 func (e *ConsumerEngine) open(ctx context.Context, s jetstream.Stream, d Device, p Position) (Feed, error) {
-	info, err := s.Info(ctx)
+	subject := e.subj.User(d.User)
+	// With the subject filter, the state also counts the user's messages
+	// (locate's per-user gap check).
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(subject))
 	if err != nil {
 		return nil, unavailable("stream info", err)
 	}
 	state := info.State
-	subject := e.subj.User(d.User)
 	name := ConsumerName(d.User, d.Device)
 	cfg := jetstream.ConsumerConfig{
 		Durable:           name,
@@ -133,7 +135,7 @@ func (e *ConsumerEngine) open(ctx context.Context, s jetstream.Stream, d Device,
 		case p.HasSince:
 			first = clampSince(p.Since, state.LastSeq) + 1
 		default:
-			first, err = e.newDeviceStart(ctx, s, subject, state.LastSeq)
+			first, err = newDeviceStart(ctx, s, subject, state.LastSeq, e.edge.NewDeviceBacklog)
 			if err != nil {
 				return nil, err
 			}
@@ -198,13 +200,9 @@ func reset(ctx context.Context, s jetstream.Stream, name string, seq uint64) (ui
 }
 
 // newDeviceStart is where a device with no position and no since starts:
-// after the last stored message, or at the last K messages of the user when
-// edge.new_device_backlog is K > 0.
-func (e *ConsumerEngine) newDeviceStart(ctx context.Context, s jetstream.Stream, subject string, last uint64) (uint64, error) {
-	return newDeviceStart(ctx, e.js, s, subject, last, e.edge.NewDeviceBacklog)
-}
-
-func newDeviceStart(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, subject string, last uint64, k int) (uint64, error) {
+// after last (the last stored message), or at the last K messages of the
+// user when edge.new_device_backlog is K > 0.
+func newDeviceStart(ctx context.Context, s jetstream.Stream, subject string, last uint64, k int) (uint64, error) {
 	if k <= 0 {
 		return last + 1, nil
 	}
@@ -326,34 +324,17 @@ func (f *consumerFeed) Next(ctx context.Context) (Delivery, error) {
 
 // readMissing returns the user's stored messages after lastStream and
 // before seq: those the consumer delivered but this feed never received.
-// There are at most a window's worth. A failed read (a busy or restarting
-// server) is retried with a backoff until ctx ends, so that it delays the
-// device rather than closing it.
+// There are at most a window's worth (2W bounds the loop as a guard). A
+// failed read (a busy or restarting server) is retried with a backoff until
+// ctx ends, so that it delays the device rather than closing it.
 func (f *consumerFeed) readMissing(ctx context.Context, seq uint64) ([]Delivery, error) {
 	var out []Delivery
-	backoff := 50 * time.Millisecond
 	for from := f.lastStream + 1; from < seq && len(out) <= 2*f.window; {
-		rctx, cancel := context.WithTimeout(ctx, f.timeout)
-		m, err := f.store.next(rctx, from, f.subject)
-		cancel()
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			break
-		}
+		m, found, err := f.store.nextRetry(ctx, nil, from, f.subject, f.timeout, nil)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("edge: read lost deliveries after %d: %w", f.lastStream, err)
-			}
-			t := time.NewTimer(backoff)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return nil, fmt.Errorf("edge: read lost deliveries after %d: %w", f.lastStream, ctx.Err())
-			case <-t.C:
-			}
-			backoff = min(2*backoff, 2*time.Second)
-			continue
+			return nil, fmt.Errorf("edge: read lost deliveries after %d: %w", f.lastStream, err)
 		}
-		if m.Sequence >= seq {
+		if !found || m.Sequence >= seq {
 			break
 		}
 		d := rawDelivery(m)

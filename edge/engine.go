@@ -77,23 +77,24 @@ var (
 // user's subject: the first retained seq ≥ first, the last retained seq of
 // the user, and whether retention removed messages after the requested
 // position (only meaningful when the client gave since). state is the
-// stream's.
+// stream's, read with the user's subject as filter.
 func locate(ctx context.Context, s storeReader, subject string, first uint64, p Position, state jetstream.StreamState, maxPerUser int64) (Start, error) {
-	last, err := s.last(ctx, subject)
-	switch {
+	var userLast uint64
+	switch last, err := s.last(ctx, subject); {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
-		return Start{First: first}, nil
 	case err != nil:
 		return Start{First: first}, fmt.Errorf("edge: last message of %s: %w", subject, err)
+	default:
+		userLast = last.Sequence
 	}
 	known := func(context.Context) (jetstream.StreamState, error) { return state, nil }
-	return locateFrom(ctx, s, subject, first, p, known, maxPerUser, last.Sequence)
+	return locateFrom(ctx, s, subject, first, p, known, maxPerUser, userLast)
 }
 
 // locateFrom is locate with the user's last retained seq already read
-// (userLast, 0: the user has none). It asks stateOf for the stream's state
-// only when the user's own messages cannot tell whether retention removed
-// messages after a since.
+// (userLast, 0: the user has none). It asks stateOf for the stream's state,
+// filtered by subject, only when the user's own messages cannot tell
+// whether retention removed messages after a since.
 func locateFrom(ctx context.Context, s storeReader, subject string, first uint64, p Position, stateOf func(context.Context) (jetstream.StreamState, error), maxPerUser int64, userLast uint64) (Start, error) {
 	st := Start{First: first}
 	if userLast == 0 {
@@ -124,36 +125,23 @@ func locateFrom(ctx context.Context, s storeReader, subject string, first uint64
 		return st, nil
 	}
 	firstOfUser, err := s.next(ctx, 0, subject)
-	switch {
-	case errors.Is(err, jetstream.ErrMsgNotFound):
-		firstOfUser = nil
-	case err != nil:
+	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return st, fmt.Errorf("edge: first message of %s: %w", subject, err)
 	}
 	if firstOfUser != nil && firstOfUser.Sequence <= want {
 		return st, nil
 	}
-	// Age and byte limits remove from the front of the stream.
 	state, err := stateOf(ctx)
 	if err != nil {
 		return st, fmt.Errorf("edge: stream state: %w", err)
 	}
-	if want < state.FirstSeq {
-		st.Gap = true
-		return st, nil
-	}
-	// The per-user limit removes a user's oldest messages; they may have
-	// been after since when the user is at the limit and its first retained
+	// Age and byte limits remove from the front of the stream. The
+	// per-user limit removes a user's oldest messages; they may have been
+	// after since when the user is at the limit and its first retained
 	// message is later than requested. This can report a gap that holds
 	// only other users' messages, never miss a real one.
-	if maxPerUser > 0 && firstOfUser != nil {
-		info, err := s.info(ctx, jetstream.WithSubjectFilter(subject))
-		if err != nil {
-			return st, fmt.Errorf("edge: count of %s: %w", subject, err)
-		}
-		if int64(info.State.Subjects[subject]) >= maxPerUser {
-			st.Gap = true
-		}
+	if want < state.FirstSeq || (maxPerUser > 0 && firstOfUser != nil && int64(state.Subjects[subject]) >= maxPerUser) {
+		st.Gap = true
 	}
 	return st, nil
 }

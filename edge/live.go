@@ -21,12 +21,12 @@ import (
 // every stored message to <prefix>.live.<token>; the engine holds one core
 // subscription per user connected to this edge, shared by that user's
 // devices, and fans each message out to the devices' feeds (one dispatcher
-// goroutine serves every subscription). A feed reads its
-// backlog, and any gap the live subject reveals, with direct gets; it keeps
-// its own unacked window and resends what is not acked in time. Each
-// device's acked position is one entry of the KV bucket HERALD_DEVICES
-// (streams.DevicesBucket), written at most once a second per device and when
-// the feed closes.
+// goroutine serves every subscription). A feed reads its backlog, and any
+// gap the live subject reveals, with direct gets; it keeps its own unacked
+// window and resends what is not acked in time. Each device's acked
+// position is one entry of the KV bucket HERALD_DEVICES
+// (streams.DevicesBucket), written when a new device first connects, then
+// at most once a second per device and when the feed closes.
 //
 // Run must be running while the engine serves: it writes coalesced
 // positions and, after NATS reconnects, re-checks every connected user for
@@ -246,7 +246,7 @@ func (e *LiveEngine) Open(ctx context.Context, d Device, p Position) (Feed, erro
 	return f, nil
 }
 
-func (e *LiveEngine) open(ctx context.Context, s jetstream.Stream, kv jetstream.KeyValue, d Device, p Position) (*liveFeed, error) {
+func (e *LiveEngine) open(ctx context.Context, s jetstream.Stream, kv jetstream.KeyValue, d Device, p Position) (_ *liveFeed, err error) {
 	subject := e.subj.User(d.User)
 	key := streams.DeviceKey(d.User, d.Device)
 
@@ -270,18 +270,22 @@ func (e *LiveEngine) open(ctx context.Context, s jetstream.Stream, kv jetstream.
 		}
 	}
 
-	f := newLiveFeed(e, d, subject, key, newStoreReader(e.js, s), kv, 1)
+	f := newLiveFeed(e, d, subject, key, newStoreReader(e.js, s), kv)
 	// Subscribe before reading the user's last message: a message stored
 	// after that read arrives live, one stored before is in the backlog,
 	// and the overlap is dropped by seq.
 	if err := e.attach(f); err != nil {
 		return nil, unavailable("subscribe "+e.subj.Live(d.User), err)
 	}
+	defer func() {
+		if err != nil {
+			e.detach(f)
+		}
+	}()
 	var userLast uint64
 	switch last, err := f.store.last(ctx, subject); {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 	case err != nil:
-		e.detach(f)
 		return nil, unavailable("last message of "+subject, err)
 	default:
 		userLast = last.Sequence
@@ -299,14 +303,13 @@ func (e *LiveEngine) open(ctx context.Context, s jetstream.Stream, kv jetstream.
 	case known:
 		first = min(pos, userLast) + 1
 	default:
-		if first, err = newDeviceStart(ctx, e.js, s, subject, userLast, e.edge.NewDeviceBacklog); err != nil {
-			e.detach(f)
+		if first, err = newDeviceStart(ctx, s, subject, userLast, e.edge.NewDeviceBacklog); err != nil {
 			return nil, err
 		}
 	}
 	f.position(first)
 	stateOf := func(ctx context.Context) (jetstream.StreamState, error) {
-		info, err := s.Info(ctx)
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter(subject))
 		if err != nil {
 			return jetstream.StreamState{}, err
 		}
@@ -314,7 +317,6 @@ func (e *LiveEngine) open(ctx context.Context, s jetstream.Stream, kv jetstream.
 	}
 	st, err := locateFrom(ctx, f.store, subject, first, p, stateOf, e.stream.MaxMsgsPerUser, userLast)
 	if err != nil {
-		e.detach(f)
 		return nil, unavailable("locate backlog", err)
 	}
 	f.start = st
@@ -324,7 +326,6 @@ func (e *LiveEngine) open(ctx context.Context, s jetstream.Stream, kv jetstream.
 		// Make the device known now, so that a reconnect resumes here
 		// rather than starting over as a new device.
 		if err := e.writePosition(ctx, kv, key, first-1); err != nil {
-			e.detach(f)
 			return nil, unavailable("position of "+key, err)
 		}
 		pos = first - 1

@@ -2,7 +2,6 @@ package edge
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -87,8 +86,9 @@ type inflightMsg struct {
 
 var _ readyFeed = (*liveFeed)(nil)
 
-// newLiveFeed returns a feed positioned before first.
-func newLiveFeed(e *LiveEngine, d Device, subject, key string, store storeReader, kv jetstream.KeyValue, first uint64) *liveFeed {
+// newLiveFeed returns a feed positioned at the start of the stream;
+// position places it before Open returns it.
+func newLiveFeed(e *LiveEngine, d Device, subject, key string, store storeReader, kv jetstream.KeyValue) *liveFeed {
 	return &liveFeed{
 		e: e, dev: d, subject: subject, key: key, store: store, kv: kv,
 		window: e.edge.MaxInflight,
@@ -96,8 +96,6 @@ func newLiveFeed(e *LiveEngine, d Device, subject, key string, store storeReader
 		wake:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 		wtok:   make(chan struct{}, 1),
-		cursor: first - 1,
-		acked:  first - 1,
 	}
 }
 
@@ -302,11 +300,9 @@ func (f *liveFeed) sleep(ctx context.Context, d time.Duration) error {
 // store. ok is false when there is none yet.
 func (f *liveFeed) nextNew(ctx context.Context) (d Delivery, ok bool, err error) {
 	for {
+		// held is after cursor: it is set so, and cursor moves past it
+		// only when it is delivered.
 		if h := f.held; h != nil {
-			if h.seq <= f.cursor {
-				f.held = nil
-				continue
-			}
 			if h.last <= f.cursor {
 				f.held, f.misses, f.cursor = nil, 0, h.seq
 				return h.delivery(), true, nil
@@ -377,28 +373,13 @@ func rawDelivery(m *jetstream.RawStreamMsg) Delivery {
 // leader election) are retried with a backoff until ctx ends or the feed
 // closes, so that an outage delays the device rather than closing it.
 func (f *liveFeed) read(ctx context.Context, seq uint64) (*jetstream.RawStreamMsg, bool, error) {
-	backoff := 50 * time.Millisecond
-	for warned := false; ; {
-		rctx, cancel := context.WithTimeout(ctx, f.e.timeout)
-		m, err := f.store.next(rctx, seq, f.subject)
-		cancel()
-		switch {
-		case err == nil:
-			return m, true, nil
-		case errors.Is(err, jetstream.ErrMsgNotFound):
-			return nil, false, nil
-		case ctx.Err() != nil:
-			return nil, false, ctx.Err()
-		}
+	warned := false
+	return f.store.nextRetry(ctx, f.done, seq, f.subject, f.e.timeout, func(err error) {
 		if !warned {
 			warned = true
 			f.e.log.Warn("read from the store failed, retrying", "user", streams.LogUser(f.dev.User), "device", f.dev.Device, "seq", seq, "err", err)
 		}
-		if err := f.sleep(ctx, backoff); err != nil {
-			return nil, false, err
-		}
-		backoff = min(2*backoff, 2*time.Second)
-	}
+	})
 }
 
 // Ack acknowledges the delivered messages at or below seq, frees their

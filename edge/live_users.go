@@ -3,7 +3,6 @@ package edge
 import (
 	"context"
 	"errors"
-	"hash/fnv"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -28,8 +27,6 @@ type userShard struct {
 // shared by the user's feeds here and reference-counted by them: the last
 // feed to leave unsubscribes.
 type userSub struct {
-	e       *LiveEngine
-	user    string
 	live    string // the user's live subject, the registry key
 	subject string // the user's stream subject, for re-checks
 
@@ -58,9 +55,7 @@ func (m liveMsg) delivery() Delivery {
 }
 
 func (e *LiveEngine) shardOf(live string) *userShard {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(live))
-	return &e.shards[h.Sum32()%uint32(len(e.shards))]
+	return &e.shards[shardIndex(live, len(e.shards))]
 }
 
 // attach adds f to its user's subscription on this edge, subscribing when
@@ -74,7 +69,7 @@ func (e *LiveEngine) attach(f *liveFeed) error {
 	sh.mu.Lock()
 	u, ok := sh.users[live]
 	if !ok {
-		u = &userSub{e: e, user: user, live: live, subject: f.subject, ready: make(chan struct{})}
+		u = &userSub{live: live, subject: f.subject, ready: make(chan struct{})}
 		u.feeds.Store(&[]*liveFeed{})
 		sh.users[live] = u
 	}
@@ -324,7 +319,7 @@ func (e *LiveEngine) resync(ctx context.Context, users []*userSub, reconnected b
 	hctx, cancel := context.WithTimeout(ctx, e.timeout)
 	s, _, err := e.handles(hctx)
 	cancel()
-	if err != nil { // s is nil: no stream handle (no quorum, no stream)
+	if err != nil { // no stream or bucket handle (no quorum, not applied)
 		if ctx.Err() == nil {
 			e.log.Warn("re-check users", "err", err)
 		}

@@ -11,6 +11,10 @@ type metrics struct {
 	acks         prometheus.Counter
 	closes       *prometheus.CounterVec
 	rejects      *prometheus.CounterVec
+
+	// Resolved once, so that a connect does no label lookups.
+	conns   map[string]prometheus.Gauge // by transport, for this engine
+	closeBy [CloseClientGone + 1]prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, engine string) *metrics {
@@ -25,7 +29,7 @@ func newMetrics(reg prometheus.Registerer, engine string) *metrics {
 			Name: "herald_edge_redeliveries_total", Help: "Messages written again because they were not acked in time.",
 		}),
 		acks: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "herald_edge_acks_total", Help: "Ack frames received from devices.",
+			Name: "herald_edge_acks_total", Help: "Acks received from devices (WebSocket frames, POST /v1/ack, SSE auto-acks).",
 		}),
 		closes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_edge_closes_total", Help: "Sessions closed, by reason (slow_consumer counts slow-consumer closes).",
@@ -37,11 +41,23 @@ func newMetrics(reg prometheus.Registerer, engine string) *metrics {
 	// Every close reason is exported from the start (slow_consumer at 0
 	// included), so that rate() and alerts see the series before the first close.
 	for r := CloseShutdown; r <= CloseClientGone; r++ {
-		m.closes.WithLabelValues(r.Text())
+		m.closeBy[r] = m.closes.WithLabelValues(r.Text())
+	}
+	m.conns = map[string]prometheus.Gauge{
+		"ws":  m.connections.WithLabelValues(engine, "ws"),
+		"sse": m.connections.WithLabelValues(engine, "sse"),
 	}
 	if reg != nil {
 		reg.MustRegister(m.connections, m.deliveries, m.redeliveries, m.acks, m.closes, m.rejects)
 	}
-	_ = engine
 	return m
+}
+
+// closed counts a session closed for r.
+func (m *metrics) closed(r CloseReason) {
+	if c := m.closeBy[r]; c != nil {
+		c.Inc()
+		return
+	}
+	m.closes.WithLabelValues(r.Text()).Inc()
 }

@@ -3,7 +3,7 @@ package edge
 import (
 	"context"
 	"errors"
-	"hash/fnv"
+	"hash/maphash"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -35,8 +35,8 @@ type Options struct {
 	CheckOrigin func(r *http.Request) bool
 }
 
-// Server is the device-facing edge: the WebSocket endpoint and the registry
-// of live sessions.
+// Server is the device-facing edge: the WebSocket and SSE endpoints, POST
+// /v1/ack, and the registry of live sessions.
 type Server struct {
 	opts    Options
 	log     *slog.Logger
@@ -111,9 +111,16 @@ func (s *Server) Register(mux *http.ServeMux) {
 }
 
 func (s *Server) shardOf(user string) *shard {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(user))
-	return &s.shards[h.Sum32()%uint32(len(s.shards))]
+	return &s.shards[shardIndex(user, len(s.shards))]
+}
+
+// shardSeed seeds shardIndex for the life of the process.
+var shardSeed = maphash.MakeSeed()
+
+// shardIndex maps key to one of n shards, without allocating (the live
+// engine's fan-out calls it for every message).
+func shardIndex(key string, n int) uint64 {
+	return maphash.String(shardSeed, key) % uint64(n)
 }
 
 // admit registers a session unless the server is shutting down.
@@ -164,19 +171,38 @@ func (s *Server) authorize(r *http.Request) (connRequest, error) {
 	if err != nil {
 		return connRequest{}, err
 	}
-	raw := token.FromRequest(r)
-	g, err := s.opts.Tokens.Verify(raw)
+	g, err := s.verifyToken(r)
 	if err != nil {
-		msg := "invalid token"
-		if errors.Is(err, token.ErrMissing) {
-			msg = "a token is required (Authorization: Bearer or ?token=)"
-		}
-		return connRequest{}, apierr.Wrap(apierr.Unauthorized, err, msg)
+		return connRequest{}, err
 	}
 	if err := g.CheckDevice(device); err != nil {
 		return connRequest{}, apierr.Wrap(apierr.Unauthorized, err, "the token is bound to another device")
 	}
 	return connRequest{dev: Device{User: g.User, Device: device}, pos: pos, expires: g.Expires}, nil
+}
+
+// verifyToken verifies the request's client token. Errors are
+// *apierr.Error (unauthorized).
+func (s *Server) verifyToken(r *http.Request) (token.Verified, error) {
+	g, err := s.opts.Tokens.Verify(token.FromRequest(r))
+	if err != nil {
+		msg := "invalid token"
+		if errors.Is(err, token.ErrMissing) {
+			msg = "a token is required (Authorization: Bearer or ?token=)"
+		}
+		return g, apierr.Wrap(apierr.Unauthorized, err, msg)
+	}
+	return g, nil
+}
+
+// errShuttingDown answers a request the edge no longer takes.
+func errShuttingDown() error {
+	return &apierr.Error{Code: apierr.Unavailable, Message: "the edge is shutting down", RetryAfter: time.Second}
+}
+
+// errStoreUnavailable answers a request that JetStream could not serve.
+func errStoreUnavailable(err error) error {
+	return &apierr.Error{Code: apierr.Unavailable, Message: "message store unavailable", RetryAfter: time.Second, Err: err}
 }
 
 func (s *Server) reject(w http.ResponseWriter, err error) {
@@ -189,13 +215,41 @@ func (s *Server) reject(w http.ResponseWriter, err error) {
 // unreachable JetStream is a 503 rather than a socket that closes at once.
 func (s *Server) openFeed(r *http.Request, cr connRequest) (Feed, error) {
 	if s.isClosing() {
-		return nil, &apierr.Error{Code: apierr.Unavailable, Message: "the edge is shutting down", RetryAfter: time.Second}
+		return nil, errShuttingDown()
 	}
 	feed, err := s.opts.Engine.Open(r.Context(), cr.dev, cr.pos)
 	if err != nil {
-		return nil, &apierr.Error{Code: apierr.Unavailable, Message: "message store unavailable", RetryAfter: time.Second, Err: err}
+		s.log.Warn("open feed", "user", streams.LogUser(cr.dev.User), "device", cr.dev.Device, "err", err)
+		return nil, errStoreUnavailable(err)
 	}
 	return feed, nil
+}
+
+// overUserLimit reports whether user has more sessions than
+// edge.max_conns_per_user allows (the newest one included).
+func (s *Server) overUserLimit(user string) bool {
+	max := s.opts.Edge.MaxConnsPerUser
+	return max > 0 && s.userConns(user) > max
+}
+
+// serveSession runs an admitted session over out, a transport's sink: it
+// counts the connection, sends the welcome, calls run (the transport's
+// loop) until the session has ended, then closes the feed, which keeps
+// the device's position, and counts the close.
+func (s *Server) serveSession(ss *session, out sink, transport string, run func()) {
+	conns := s.metrics.conns[transport]
+	conns.Inc()
+	defer conns.Dec()
+	if !out.enqueue(encodeWelcome(ss.dev, ss.start)) {
+		ss.close(CloseSlow)
+	}
+	run()
+	_ = ss.feed.Close()
+	reason := ss.closeReason()
+	s.metrics.closed(reason)
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		ss.log().Debug("session closed", "transport", transport, "reason", reason.Text())
+	}
 }
 
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
@@ -221,7 +275,6 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	feed, err := s.openFeed(r, cr)
 	if err != nil {
-		s.log.Warn("open feed", "user", streams.LogUser(cr.dev.User), "device", cr.dev.Device, "err", err)
 		s.reject(w, err)
 		return
 	}
@@ -259,24 +312,10 @@ const wsReadBuffer = 256
 func (s *Server) serveWS(ss *session, c *wsConn, cr connRequest, releaseGate func()) {
 	defer releaseGate()
 	defer s.release(ss)
-	feed := ss.feed
-	if max := s.opts.Edge.MaxConnsPerUser; max > 0 && s.userConns(cr.dev.User) > max {
-		ss.close(CloseTooMany)
+	if s.overUserLimit(cr.dev.User) {
+		ss.close(CloseTooMany) // the welcome is not sent; the close frame says 4009
 	}
-	transport := "ws"
-	s.metrics.connections.WithLabelValues(s.opts.Edge.Delivery, transport).Inc()
-	defer s.metrics.connections.WithLabelValues(s.opts.Edge.Delivery, transport).Dec()
-
-	if !c.enqueue(encodeWelcome(cr.dev, ss.start)) {
-		ss.close(CloseSlow)
-	}
-	c.run(cr.expires)
-	_ = feed.Close()
-	reason := ss.closeReason()
-	s.metrics.closes.WithLabelValues(reason.Text()).Inc()
-	if s.log.Enabled(context.Background(), slog.LevelDebug) {
-		ss.log().Debug("session closed", "reason", reason.Text())
-	}
+	s.serveSession(ss, c, "ws", func() { c.run(cr.expires) })
 }
 
 func (s *Server) userConns(user string) int {
@@ -313,8 +352,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		sh.mu.Unlock()
 	}
-	// Closing only cancels a session; its own writer sends the 1001 frame
-	// under a short deadline and its feed writes the device's position.
+	// Closing only cancels a session; its pump sends the 1001 frame under
+	// a short deadline and its feed writes the device's position.
 	// Sessions close shutdownBatch at a time, so that the position writes
 	// and the clients' reconnects elsewhere do not all land at once; when
 	// ctx is about to end (a margin before its deadline, so that their

@@ -267,7 +267,6 @@ func (p *pumper) run() {
 		switch {
 		case err != nil:
 			p.s.feedFailed(err)
-			p.s.close(CloseInternal) // ends the session if feedFailed did not
 			continue
 		case ok:
 			p.s.deliver(p.out, d, &p.synced)
@@ -312,7 +311,15 @@ func (s *session) handleFrame(out sink, b []byte) {
 		return
 	}
 	s.metrics.acks.Inc()
-	if err := s.feed.Ack(s.ctx, f.Seq); err != nil && s.ctx.Err() == nil {
-		s.log().Warn("ack failed", "seq", f.Seq, "err", err)
+	_ = s.ack(f.Seq)
+}
+
+// ack applies a cumulative ack to the feed, logging a failure while the
+// session is open. The feed bounds any I/O it does (Feed.Ack).
+func (s *session) ack(seq uint64) error {
+	err := s.feed.Ack(s.ctx, seq)
+	if err != nil && s.ctx.Err() == nil {
+		s.log().Warn("ack failed", "seq", seq, "err", err)
 	}
+	return err
 }

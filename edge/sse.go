@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/herald-push/herald/ingest/apierr"
-	"github.com/herald-push/herald/streams"
 )
 
 // The SSE transport (SPEC §7): GET /v1/sse?device=<id>.
@@ -63,7 +61,7 @@ type sseEvent struct {
 // sseConn is the SSE transport of a session. The handler's goroutine is the
 // only writer; the pump runs on a goroutine run starts and waits for. The
 // queue between them is bounded: a full queue closes the session alone
-// (slow_consumer), like a full WebSocket queue.
+// (slow_consumer), as a WebSocket write that misses its deadline does.
 type sseConn struct {
 	s    *session
 	w    http.ResponseWriter
@@ -223,11 +221,7 @@ func (c *sseConn) write(b []byte) bool {
 // autoAck acks everything up to seq once it was written (ack=auto).
 func (c *sseConn) autoAck(seq uint64) {
 	c.s.metrics.acks.Inc()
-	ctx, cancel := context.WithTimeout(c.s.ctx, 5*time.Second)
-	defer cancel()
-	if err := c.s.feed.Ack(ctx, seq); err != nil && c.s.ctx.Err() == nil {
-		c.s.log().Warn("auto ack failed", "seq", seq, "err", err)
-	}
+	_ = c.s.ack(seq)
 }
 
 // writeClose ends the stream with an error event naming the reason, under
@@ -302,7 +296,6 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 	}
 	feed, err := s.openFeed(r, cr)
 	if err != nil {
-		s.log.Warn("open feed", "user", streams.LogUser(cr.dev.User), "device", cr.dev.Device, "err", err)
 		s.reject(w, err)
 		return
 	}
@@ -310,20 +303,17 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 	if !s.admit(ss) {
 		ss.close(CloseShutdown)
 		_ = feed.Close()
-		s.reject(w, &apierr.Error{Code: apierr.Unavailable, Message: "the edge is shutting down", RetryAfter: time.Second})
+		s.reject(w, errShuttingDown())
 		return
 	}
 	defer s.release(ss)
-	if max := s.opts.Edge.MaxConnsPerUser; max > 0 && s.userConns(cr.dev.User) > max {
+	if s.overUserLimit(cr.dev.User) {
 		ss.close(CloseTooMany)
 		_ = feed.Close()
-		s.metrics.closes.WithLabelValues(CloseTooMany.Text()).Inc()
+		s.metrics.closed(CloseTooMany)
 		s.reject(w, apierr.New(apierr.TooMany, "too many connections for this user"))
 		return
 	}
-	transport := "sse"
-	s.metrics.connections.WithLabelValues(s.opts.Edge.Delivery, transport).Inc()
-	defer s.metrics.connections.WithLabelValues(s.opts.Edge.Delivery, transport).Dec()
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -336,14 +326,5 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 		writeTimeout: s.opts.Edge.WriteTimeout,
 		pingInterval: s.opts.Edge.PingInterval,
 	}}
-	if !c.enqueue(encodeWelcome(cr.dev, ss.start)) {
-		ss.close(CloseSlow)
-	}
-	c.run(cr.expires, r.Context().Done())
-	_ = feed.Close()
-	reason := ss.closeReason()
-	s.metrics.closes.WithLabelValues(reason.Text()).Inc()
-	if s.log.Enabled(context.Background(), slog.LevelDebug) {
-		ss.log().Debug("sse session closed", "reason", reason.Text())
-	}
+	s.serveSession(ss, c, "sse", func() { c.run(cr.expires, r.Context().Done()) })
 }

@@ -2,6 +2,8 @@ package edge
 
 import (
 	"context"
+	"errors"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -45,6 +47,38 @@ func (r storeReader) last(ctx context.Context, subject string) (*jetstream.RawSt
 	return r.d.Last(ctx, subject)
 }
 
-func (r storeReader) info(ctx context.Context, opts ...jetstream.StreamInfoOpt) (*jetstream.StreamInfo, error) {
-	return r.s.Info(ctx, opts...)
+// nextRetry is next that outlasts an outage: a failure other than
+// jetstream.ErrMsgNotFound (NATS down, a leader election, a busy server)
+// is passed to failed (when not nil) and the read retried, backing off from
+// 50 ms to 2 s, until ctx ends or done closes (ErrFeedClosed). Each try is
+// bounded by timeout. found is false when no message matches.
+func (r storeReader) nextRetry(ctx context.Context, done <-chan struct{}, seq uint64, subject string, timeout time.Duration, failed func(error)) (m *jetstream.RawStreamMsg, found bool, err error) {
+	backoff := 50 * time.Millisecond
+	for {
+		rctx, cancel := context.WithTimeout(ctx, timeout)
+		m, err := r.next(rctx, seq, subject)
+		cancel()
+		switch {
+		case err == nil:
+			return m, true, nil
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			return nil, false, nil
+		case ctx.Err() != nil:
+			return nil, false, ctx.Err()
+		}
+		if failed != nil {
+			failed(err)
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, false, ctx.Err()
+		case <-done:
+			t.Stop()
+			return nil, false, ErrFeedClosed
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
 }

@@ -24,7 +24,7 @@ type wsConn struct {
 	conn *websocket.Conn
 	opts wsOptions
 
-	wmu sync.Mutex // held across each data frame's write (the pump's, or the reader's error frames)
+	wmu sync.Mutex // held across each data frame's write (the pump's, the reader's error frames) and the closing frames
 
 	pingMu      sync.Mutex // held across a ping, so that run can wait for one in flight
 	ping        *time.Timer
@@ -62,8 +62,8 @@ func (c *wsConn) enqueue(frame []byte) bool {
 //
 // Over a readyFeed (the live engine) the calling goroutine reads client
 // frames and a pump runs only while there is something to write, so that
-// an idle connection costs one goroutine. Over another feed a second
-// goroutine waits on the feed and writes.
+// an idle connection costs one goroutine. Over another feed the calling
+// goroutine pumps (waiting on the feed) and writes, and a second one reads.
 func (c *wsConn) run(expires time.Time) {
 	if !expires.IsZero() {
 		t := time.AfterFunc(time.Until(expires), func() { c.s.close(CloseUnauthorized) })
