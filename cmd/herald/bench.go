@@ -22,11 +22,10 @@ import (
 
 	"github.com/herald-push/herald/cmd/herald/internal/bench"
 	"github.com/herald-push/herald/config"
-	"github.com/herald-push/herald/streams"
 )
 
 // benchFlags are the flags of herald bench and its scenarios. A zero
-// number means the scenario's default (benchDefaults).
+// number means the scenario's default (scenarioOptions).
 type benchFlags struct {
 	url, wsURL, key, secret string
 	cpuProfile              string
@@ -35,12 +34,12 @@ type benchFlags struct {
 	opts                    bench.Options
 }
 
-// benchDefaults are each scenario's defaults, sized for 2 cores.
+// benchDefaults are what each scenario sets unlike bench.Options.Defaults
+// (sized for 2 cores); fanout takes those as they are.
 var benchDefaults = map[string]bench.Options{
-	"fanout":      {Users: 200, Devices: 2, Messages: 20000},
-	"slow":        {Users: 200, Devices: 2, Messages: 20000, Stuck: 1},
-	"connections": {Connections: 5000, Devices: 1},
-	"resume":      {Users: 500, Devices: 2, PerUser: 50, ConnectConcurrency: 1000},
+	"slow":        {Stuck: 1},
+	"connections": {Devices: 1},
+	"resume":      {Users: 500, ConnectConcurrency: 1000},
 }
 
 func newBenchCmd(a *app) *cobra.Command {
@@ -107,7 +106,8 @@ table, or as JSON with --json.`,
 	return cmd
 }
 
-// scenarioOptions overlays the scenario's defaults on the zero flags.
+// scenarioOptions overlays the scenario's defaults on the zero flags, then
+// bench's own defaults on what is still zero.
 func scenarioOptions(scenario string, o bench.Options) bench.Options {
 	d := benchDefaults[scenario]
 	pick := func(v *int, def int) {
@@ -117,10 +117,7 @@ func scenarioOptions(scenario string, o bench.Options) bench.Options {
 	}
 	pick(&o.Users, d.Users)
 	pick(&o.Devices, d.Devices)
-	pick(&o.Messages, d.Messages)
 	pick(&o.Stuck, d.Stuck)
-	pick(&o.PerUser, d.PerUser)
-	pick(&o.Connections, d.Connections)
 	pick(&o.ConnectConcurrency, d.ConnectConcurrency)
 	return o.Defaults()
 }
@@ -295,10 +292,7 @@ func (a *app) inProcessTarget(cfg config.Config, viaNATS bool, log *slog.Logger)
 		return t, nil, fmt.Errorf("cmd: jetstream: %w", err)
 	}
 	actx, cancel := context.WithTimeout(context.Background(), cfg.NATS.Timeout)
-	_, err = streams.Apply(actx, js, cfg.Stream)
-	if err == nil {
-		_, err = streams.ApplyDevices(actx, js, streams.DevicesBucket(cfg.Stream, cfg.Edge.DeviceTTL))
-	}
+	_, _, err = applyStreams(actx, js, &cfg)
 	cancel()
 	if err != nil {
 		return t, nil, fmt.Errorf("cmd: bench: %w", err)

@@ -19,7 +19,7 @@ func configFlags() []struct{ name, path, usage string } {
 	return []struct{ name, path, usage string }{
 		{"listen", "listen", "`host:port` the HTTP API (ingest and edge) listens on"},
 		{"data-dir", "data_dir", "`dir` of serve's embedded NATS store and generated credentials"},
-		{"nats-url", "nats.url", "comma-separated NATS server `URLs` (ingest, edge, streams, publish --nats)"},
+		{"nats-url", "nats.url", "comma-separated NATS server `URLs` (ingest, edge, streams, doctor, publish --nats, bench --nats)"},
 		{"nats-listen", "nats.embedded_listen", "`host:port` of serve's embedded NATS client port (\"off\": in-process only)"},
 		{"nats-token", "nats.token", "NATS auth `token`"},
 		{"nats-user", "nats.user", "NATS `user` (with --nats-password)"},

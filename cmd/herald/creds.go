@@ -17,9 +17,9 @@ import (
 // credsFile is the name of the generated credentials inside the data dir.
 const credsFile = "credentials.json"
 
-// credentials are what serve generates when no auth is configured: one
+// credentials are what serve generates in a data dir on first use: one
 // producer key and one JWT secret, kept in <data-dir>/credentials.json so
-// that a restart reuses them.
+// that a restart reuses them. serve uses whichever is not configured.
 type credentials struct {
 	ProducerKey string    `json:"producer_key"`
 	JWTSecret   string    `json:"jwt_secret"`
@@ -108,25 +108,14 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	return err
 }
 
-// authConfigured reports whether any producer or client auth is configured.
-func authConfigured(cfg *config.Config) bool {
-	return len(cfg.Ingest.ProducerKeys) > 0 || cfg.Auth.JWTSecret != "" || len(cfg.Auth.PublicKeys) > 0
-}
-
 // jwtSecret returns the configured JWT secret, else the one serve generated
 // in the data dir, else an error naming auth.jwt_secret.
 func jwtSecret(cfg *config.Config) (string, error) {
 	if cfg.Auth.JWTSecret != "" {
 		return cfg.Auth.JWTSecret, nil
 	}
-	c, err := readCredentials(cfg.DataDir)
-	if err == nil {
-		return c.JWTSecret, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return "", err
-	}
-	return "", fmt.Errorf("cmd: no JWT secret: set auth.jwt_secret (HERALD_JWT_SECRET) or point --data-dir at a serve data dir holding %s", credsFile)
+	c, err := generatedCredentials(cfg.DataDir, "cmd: no JWT secret: set auth.jwt_secret (HERALD_JWT_SECRET)")
+	return c.JWTSecret, err
 }
 
 // producerKey returns the first configured producer key, else the one serve
@@ -135,12 +124,21 @@ func producerKey(cfg *config.Config) (string, error) {
 	if len(cfg.Ingest.ProducerKeys) > 0 {
 		return cfg.Ingest.ProducerKeys[0], nil
 	}
-	c, err := readCredentials(cfg.DataDir)
-	if err == nil {
-		return c.ProducerKey, nil
+	c, err := generatedCredentials(cfg.DataDir, "cmd: no producer key: pass --key, set ingest.producer_keys (HERALD_PRODUCER_KEYS)")
+	return c.ProducerKey, err
+}
+
+// generatedCredentials returns the credentials serve generated in dir for
+// the client commands that fall back on them. When dir holds none, the
+// error is missing (what to configure instead) plus the hint to point
+// --data-dir at a serve data dir.
+func generatedCredentials(dir, missing string) (credentials, error) {
+	c, err := readCredentials(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return credentials{}, fmt.Errorf("%s or point --data-dir at a serve data dir holding %s", missing, credsFile)
+	case err != nil:
+		return credentials{}, err
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return "", err
-	}
-	return "", fmt.Errorf("cmd: no producer key: pass --key, set ingest.producer_keys (HERALD_PRODUCER_KEYS) or point --data-dir at a serve data dir holding %s", credsFile)
+	return c, nil
 }

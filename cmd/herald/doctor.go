@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -52,15 +51,14 @@ replicas, a missing stream or bucket).`,
 
 // doctorReport is what herald doctor prints.
 type doctorReport struct {
-	URL      string          `json:"url"`     // the server URL connected to (redacted)
-	Server   string          `json:"server"`  // its name
-	Cluster  string          `json:"cluster"` // its cluster name, "" when standalone
-	Known    []string        `json:"known_servers"`
-	Account  *accountReport  `json:"account,omitempty"`
-	Streams  []streamReport  `json:"streams"`
-	Servers  []serverReport  `json:"servers"`
-	Problems []string        `json:"problems"`
-	infos    map[string]bool // streams found
+	URL      string         `json:"url"`     // the server URL connected to (redacted)
+	Server   string         `json:"server"`  // its name
+	Cluster  string         `json:"cluster"` // its cluster name, "" when standalone
+	Known    []string       `json:"known_servers"`
+	Account  *accountReport `json:"account,omitempty"`
+	Streams  []streamReport `json:"streams"`
+	Servers  []serverReport `json:"servers"`
+	Problems []string       `json:"problems"`
 }
 
 type accountReport struct {
@@ -91,6 +89,28 @@ type replicaReport struct {
 	Offline bool          `json:"offline"`
 	Lag     uint64        `json:"lag"`
 	Active  time.Duration `json:"active_ns"` // since the leader last heard from it
+	// State is replicaCurrent, replicaBehind or replicaOffline, from
+	// Current and Offline; set by inspect, not part of the JSON.
+	State string `json:"-"`
+}
+
+// The states of a replica, as printed.
+const (
+	replicaCurrent = "current"
+	replicaBehind  = "behind"
+	replicaOffline = "offline"
+)
+
+// replicaState is the state of a replica that is offline or current as
+// the stream's cluster info says.
+func replicaState(offline, current bool) string {
+	switch {
+	case offline:
+		return replicaOffline
+	case !current:
+		return replicaBehind
+	}
+	return replicaCurrent
 }
 
 // serverReport is one server named by a stream's cluster info.
@@ -115,9 +135,7 @@ func (a *app) doctor(ctx context.Context, cfg config.Config, wait time.Duration,
 		return fmt.Errorf("cmd: doctor: %w", err)
 	}
 	if asJSON {
-		enc := json.NewEncoder(a.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := writeJSON(a.stdout, rep); err != nil {
 			return fmt.Errorf("cmd: doctor: %w", err)
 		}
 	} else if err := printDoctor(a.stdout, rep); err != nil {
@@ -147,7 +165,6 @@ func diagnose(ctx context.Context, js jetstream.JetStream, cfg *config.Config) (
 			Domain: ai.Domain, Streams: ai.Streams, Consumers: ai.Consumers,
 			Memory: ai.Memory, Store: ai.Store, APITotal: ai.API.Total, APIErrors: ai.API.Errors,
 		},
-		infos: map[string]bool{},
 	}
 	rep.inspect(ctx, js, cfg.Stream.Name, "messages", true)
 	rep.inspect(ctx, js, "KV_"+streams.DevicesBucketName, "device positions", cfg.Edge.Delivery == config.DeliveryLive)
@@ -162,7 +179,7 @@ func (rep *doctorReport) inspect(ctx context.Context, js jetstream.JetStream, na
 	s, err := js.Stream(ctx, name)
 	var info *jetstream.StreamInfo
 	if err == nil {
-		info, err = s.Info(ctx)
+		info, err = cachedInfo(ctx, s)
 	}
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
@@ -181,14 +198,15 @@ func (rep *doctorReport) inspect(ctx context.Context, js jetstream.JetStream, na
 	if c := info.Cluster; c != nil {
 		sr.Leader = c.Leader
 		if c.Leader != "" {
-			sr.Peers = append(sr.Peers, replicaReport{Name: c.Leader, Leader: true, Current: true})
+			sr.Peers = append(sr.Peers, replicaReport{Name: c.Leader, Leader: true, Current: true, State: replicaCurrent})
 		}
 		for _, p := range c.Replicas {
-			sr.Peers = append(sr.Peers, replicaReport{Name: p.Name, Current: p.Current, Offline: p.Offline, Lag: p.Lag, Active: p.Active})
-			switch {
-			case p.Offline:
+			state := replicaState(p.Offline, p.Current)
+			sr.Peers = append(sr.Peers, replicaReport{Name: p.Name, Current: p.Current, Offline: p.Offline, Lag: p.Lag, Active: p.Active, State: state})
+			switch state {
+			case replicaOffline:
 				rep.Problems = append(rep.Problems, fmt.Sprintf("stream %s: replica %s is offline", name, p.Name))
-			case !p.Current:
+			case replicaBehind:
 				rep.Problems = append(rep.Problems, fmt.Sprintf("stream %s: replica %s is behind (lag %d)", name, p.Name, p.Lag))
 			}
 		}
@@ -214,15 +232,12 @@ func (rep *doctorReport) summarizeServers() {
 				sv = &serverReport{Name: p.Name, Status: "ok"}
 				byName[p.Name] = sv
 			}
-			role, status := s.Name+" replica", "ok"
+			role, status := s.Name+" replica", p.State
 			if p.Leader {
 				role = s.Name + " leader"
 			}
-			switch {
-			case p.Offline:
-				status = "offline"
-			case !p.Current:
-				status = "behind"
+			if status == replicaCurrent {
+				status = "ok"
 			}
 			if rank[status] > rank[sv.Status] {
 				sv.Status = status
@@ -261,12 +276,10 @@ func printDoctor(w io.Writer, rep *doctorReport) error {
 			switch {
 			case p.Leader:
 				fmt.Fprintf(tw, "  peer\t%s: leader\n", p.Name)
-			case p.Offline:
+			case p.State == replicaOffline:
 				fmt.Fprintf(tw, "  peer\t%s: offline, lag %d, last seen %v ago\n", p.Name, p.Lag, p.Active.Round(time.Millisecond))
-			case !p.Current:
-				fmt.Fprintf(tw, "  peer\t%s: behind, lag %d, active %v ago\n", p.Name, p.Lag, p.Active.Round(time.Millisecond))
 			default:
-				fmt.Fprintf(tw, "  peer\t%s: current, lag %d, active %v ago\n", p.Name, p.Lag, p.Active.Round(time.Millisecond))
+				fmt.Fprintf(tw, "  peer\t%s: %s, lag %d, active %v ago\n", p.Name, p.State, p.Lag, p.Active.Round(time.Millisecond))
 			}
 		}
 	}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/edge/token"
-	"github.com/herald-push/herald/streams"
 )
 
 // bannerTokenTTL is the lifetime of the token in serve's listen line.
@@ -27,9 +26,11 @@ func newServeCmd(a *app) *cobra.Command {
 		Long: `Run everything in one process: an embedded NATS server with JetStream (data in
 --data-dir), the stream, and ingest plus edge on --listen.
 
-With no auth configured, serve creates a producer key and a JWT secret in
-<data-dir>/credentials.json, reuses them on restart, and prints them with a
-ready curl and herald listen line.`,
+Whatever auth is not configured, serve takes from <data-dir>/credentials.json
+(created on first use, reused on restart): the producer key when no
+producer key is configured, the JWT secret when neither a JWT secret nor
+public keys are. It prints what it took with a ready curl and herald
+listen line.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := a.loadConfig(cmd)
@@ -42,31 +43,26 @@ ready curl and herald listen line.`,
 }
 
 func newIngestCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:   "ingest",
-		Short: "Run the producer HTTP API against an external NATS (--nats-url)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := a.loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			return a.runRole(cmd.Context(), cfg, roleSet{ingest: true})
-		},
-	}
+	return newRoleCmd(a, "ingest", "Run the producer HTTP API against an external NATS (--nats-url)", roleSet{ingest: true})
 }
 
 func newEdgeCmd(a *app) *cobra.Command {
+	return newRoleCmd(a, "edge", "Run the device endpoints (WebSocket, SSE, ack) against an external NATS (--nats-url)", roleSet{edge: true})
+}
+
+// newRoleCmd builds herald ingest or herald edge: the roles against an
+// external NATS (runRole).
+func newRoleCmd(a *app, use, short string, roles roleSet) *cobra.Command {
 	return &cobra.Command{
-		Use:   "edge",
-		Short: "Run the device WebSocket endpoint against an external NATS (--nats-url)",
+		Use:   use,
+		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := a.loadConfig(cmd)
 			if err != nil {
 				return err
 			}
-			return a.runRole(cmd.Context(), cfg, roleSet{edge: true})
+			return a.runRole(cmd.Context(), cfg, roles)
 		},
 	}
 }
@@ -144,10 +140,7 @@ func (a *app) serve(ctx context.Context, cfg config.Config) error {
 		return fmt.Errorf("cmd: jetstream: %w", err)
 	}
 	actx, cancel := context.WithTimeout(ctx, cfg.NATS.Timeout)
-	_, err = streams.Apply(actx, js, cfg.Stream)
-	if err == nil {
-		_, err = streams.ApplyDevices(actx, js, streams.DevicesBucket(cfg.Stream, cfg.Edge.DeviceTTL))
-	}
+	_, _, err = applyStreams(actx, js, &cfg)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("cmd: serve: %w", err)

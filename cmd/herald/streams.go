@@ -110,6 +110,35 @@ type permanentError struct{ err error }
 func (e permanentError) Error() string { return e.err.Error() }
 func (e permanentError) Unwrap() error { return e.err }
 
+// applyStreams creates the stream and the devices bucket or updates them
+// to cfg: serve and bench's in-process Herald run it on start, streams
+// apply on demand.
+func applyStreams(ctx context.Context, js jetstream.JetStream, cfg *config.Config) (jetstream.Stream, jetstream.KeyValue, error) {
+	s, err := streams.Apply(ctx, js, cfg.Stream)
+	if err != nil {
+		return nil, nil, err
+	}
+	kv, err := streams.ApplyDevices(ctx, js, streams.DevicesBucket(cfg.Stream, cfg.Edge.DeviceTTL))
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, kv, nil
+}
+
+// cachedInfo returns the info s came with from its lookup or apply, which
+// is current right after either, sparing a second request; it asks the
+// server only when there is none.
+func cachedInfo(ctx context.Context, s jetstream.Stream) (*jetstream.StreamInfo, error) {
+	if info := s.CachedInfo(); info != nil {
+		return info, nil
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("stream info: %w", err)
+	}
+	return info, nil
+}
+
 func (a *app) streamsApply(ctx context.Context, cfg config.Config, wait time.Duration) error {
 	log := newLogger(cfg.Log, a.stderr)
 	var (
@@ -117,15 +146,11 @@ func (a *app) streamsApply(ctx context.Context, cfg config.Config, wait time.Dur
 		bucket string
 	)
 	err := withJetStream(ctx, &cfg, wait, log, func(ctx context.Context, js jetstream.JetStream) error {
-		s, err := streams.Apply(ctx, js, cfg.Stream)
+		s, kv, err := applyStreams(ctx, js, &cfg)
 		if err != nil {
 			return err
 		}
-		if info, err = s.Info(ctx); err != nil {
-			return fmt.Errorf("stream info: %w", err)
-		}
-		kv, err := streams.ApplyDevices(ctx, js, streams.DevicesBucket(cfg.Stream, cfg.Edge.DeviceTTL))
-		if err != nil {
+		if info, err = cachedInfo(ctx, s); err != nil {
 			return err
 		}
 		bucket = kv.Bucket()
@@ -177,21 +202,27 @@ func (a *app) streamsInfo(ctx context.Context, cfg config.Config, wait time.Dura
 		if err != nil {
 			return err
 		}
-		info, err = s.Info(ctx)
+		info, err = cachedInfo(ctx, s)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("cmd: streams info: %w", err)
 	}
 	if asJSON {
-		enc := json.NewEncoder(a.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(info); err != nil {
+		if err := writeJSON(a.stdout, info); err != nil {
 			return fmt.Errorf("cmd: streams info: %w", err)
 		}
 		return nil
 	}
 	return printStreamInfo(a.stdout, info)
+}
+
+// writeJSON writes v to w as indented JSON: the --json output of streams
+// info and doctor.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 func printStreamInfo(w io.Writer, info *jetstream.StreamInfo) error {

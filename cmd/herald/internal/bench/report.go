@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -24,12 +25,7 @@ func WriteTable(w io.Writer, res *Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "scenario\t%s\n", res.Scenario)
 	fmt.Fprintf(tw, "target\t%s\n", res.Target)
-	keys := make([]string, 0, len(res.Env))
-	for k := range res.Env {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(res.Env)) {
 		fmt.Fprintf(tw, "%s\t%s\n", k, res.Env[k])
 	}
 	switch {
@@ -113,12 +109,7 @@ func connectionRows(tw io.Writer, c *ConnectionsResult) {
 	if c.CloseSeconds >= 0 {
 		fmt.Fprintf(tw, "edge closed them in\t%.2f s\n", c.CloseSeconds)
 	}
-	names := make([]string, 0, len(c.RSSPerConn))
-	for n := range c.RSSPerConn {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(c.RSSPerConn)) {
 		fmt.Fprintf(tw, "RSS per connection: %s\t%.2f KiB (%.1f → %.1f MiB)\n", n, c.RSSPerConn[n]/1024,
 			float64(c.Before.RSS[n])/(1<<20), float64(c.After.RSS[n])/(1<<20))
 	}

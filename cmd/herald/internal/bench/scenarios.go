@@ -45,7 +45,7 @@ type FanoutResult struct {
 	Retries    int64 `json:"dial_retries"` // dials answered 503 and retried
 	// StuckClosedSeconds is when the edge closed the stuck devices as slow
 	// consumers (4008), from their connect; -1 when not seen (no metrics,
-	// or not within edge write timeout + 5 s).
+	// or not within Options.StuckWait).
 	StuckClosedSeconds float64 `json:"stuck_closed_seconds,omitempty"`
 }
 
