@@ -43,9 +43,14 @@ func newLiveRig(t *testing.T, mutate func(*config.Config), dropLive func(seq uin
 	if err != nil {
 		t.Fatal(err)
 	}
+	// streamstest.Apply created the devices bucket, with the default
+	// device TTL.
+	if cfg.Edge.DeviceTTL != config.Default().Edge.DeviceTTL {
+		t.Fatalf("newLiveRig: the devices bucket has the default device TTL, not %v", cfg.Edge.DeviceTTL)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	kv, err := streams.ApplyDevices(ctx, js, streams.DevicesBucket(cfg.Stream, cfg.Edge.DeviceTTL))
+	kv, err := js.KeyValue(ctx, streams.DevicesBucketName)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package ingest_test
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -25,7 +24,6 @@ func TestNATSDown(t *testing.T) {
 	}})
 	f.publish("alice", map[string]any{"body": "before"}, http.StatusCreated)
 
-	port := f.srv.Addr().(*net.TCPAddr).Port
 	f.srv.Shutdown()
 	f.srv.WaitForShutdown()
 	waitFor(t, "client notices the server is gone", func() bool { return !f.nc.IsConnected() })
@@ -47,9 +45,7 @@ func TestNATSDown(t *testing.T) {
 		t.Errorf("requests_total{unavailable} = %v, want 4", got)
 	}
 
-	opts := f.sopts.Clone()
-	opts.Port = port
-	f.srv = streamstest.Start(t, opts)
+	f.srv = streamstest.Restart(t, f.srv, f.sopts)
 	waitFor(t, "client reconnects", f.nc.IsConnected)
 	p := f.publish("alice", map[string]any{"body": "after"}, http.StatusCreated)
 	if p.Seq != 2 {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -16,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/herald-push/herald/config"
-	"github.com/herald-push/herald/edge"
 	"github.com/herald-push/herald/edge/token"
 	"github.com/herald-push/herald/streams"
 	"github.com/herald-push/herald/streams/streamstest"
@@ -46,26 +44,12 @@ func benchFanout(b *testing.B, engine string, users, devices int) {
 	cfg.Edge.Delivery = engine
 	srv := streamstest.RunServer(b)
 	nc := streamstest.Connect(b, srv.ClientURL())
-	streamstest.Apply(b, nc, cfg.Stream)
-	js, _ := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
-	applyDevices(b, js, cfg)
-	enc := streamstest.Connect(b, srv.ClientURL())
-	ejs, _ := jetstream.New(enc)
-	eng := newEngine(b, ejs, cfg)
-	v, _ := token.New(cfg.Auth)
-	es, err := edge.New(edge.Options{Edge: cfg.Edge, Engine: eng, Tokens: v})
+	streamstest.Apply(b, nc, cfg.Stream) // the stream and the devices bucket
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
 	if err != nil {
 		b.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	es.Register(mux)
-	hs := httptest.NewServer(mux)
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = es.Shutdown(ctx)
-		hs.Close()
-	})
+	hs := newEdgeOn(b, cfg, streamstest.Connect(b, srv.ClientURL())).hs
 
 	total := b.N * devices
 	lat := make(chan time.Duration, total)
@@ -75,7 +59,10 @@ func benchFanout(b *testing.B, engine string, users, devices int) {
 	for u := 0; u < users; u++ {
 		for d := 0; d < devices; d++ {
 			user, dev := fmt.Sprintf("u%d", u), fmt.Sprintf("d%d", d)
-			tok, _ := token.Mint(testSecret, user, dev, time.Hour)
+			tok, err := token.Mint(testSecret, user, dev, time.Hour)
+			if err != nil {
+				b.Fatal(err)
+			}
 			h := http.Header{"Authorization": {"Bearer " + tok}}
 			conn, _, err := websocket.DefaultDialer.Dial(strings.Replace(hs.URL, "http", "ws", 1)+"/v1/ws?device="+dev, h)
 			if err != nil {
@@ -125,7 +112,10 @@ func benchFanout(b *testing.B, engine string, users, devices int) {
 	for i := 0; i < b.N; i++ {
 		user := fmt.Sprintf("u%d", i%users)
 		e := streams.Envelope{User: user, Time: time.Now(), Body: body}
-		p, _ := e.Encode()
+		p, err := e.Encode()
+		if err != nil {
+			b.Fatal(err)
+		}
 		if _, err := js.PublishAsync(streams.Subjects{}.User(user), p); err != nil {
 			b.Fatal(err)
 		}

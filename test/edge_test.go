@@ -24,12 +24,8 @@ func TestDeliveryToConnectedDevices(t *testing.T) {
 			t.Fatalf("welcome = %+v", w)
 		}
 		phone.expect(t, "synced")
-		laptop := dial(t, e.url, "alice", "laptop", "")
-		laptop.expect(t, "welcome")
-		laptop.expect(t, "synced")
-		bob := dial(t, e.url, "bob", "phone", "")
-		bob.expect(t, "welcome")
-		bob.expect(t, "synced")
+		laptop := dialSynced(t, e.url, "alice", "laptop", "")
+		bob := dialSynced(t, e.url, "bob", "phone", "")
 
 		var want []uint64
 		for i := 0; i < 5; i++ {
@@ -50,17 +46,15 @@ func TestOfflineDeliveryAndResume(t *testing.T) {
 		c := newCluster(t, engine, nil)
 		e := newEdge(t, c)
 
-		d := dial(t, e.url, "alice", "phone", "")
-		d.expect(t, "welcome")
-		d.expect(t, "synced")
+		d := dialSynced(t, e.url, "alice", "phone", "")
 		first := c.publish(t, "alice", "before")
 		got := d.messages(t, 1)
 		if got[0].Seq != first {
 			t.Fatalf("got %v", got)
 		}
 		d.ack(t, first)
-		// The ack is a fire-and-forget publish; a round trip on the same
-		// connection orders it before the close.
+		// The ack is stored asynchronously; waitAckFloor below waits for
+		// it before the device reconnects.
 		d.Close()
 
 		var want []uint64
@@ -90,14 +84,15 @@ func TestUnackedResentAfterReconnect(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, nil)
 		e := newEdge(t, c)
-		d := dial(t, e.url, "alice", "phone", "")
-		d.expect(t, "welcome")
-		d.expect(t, "synced")
+		d := dialSynced(t, e.url, "alice", "phone", "")
 		var want []uint64
 		for i := 0; i < 4; i++ {
 			want = append(want, c.publish(t, "alice", fmt.Sprintf("m%d", i)))
 		}
 		got := d.messages(t, 4)
+		if !slices.Equal(seqs(got), want) {
+			t.Fatalf("delivered %v, want %v", seqs(got), want)
+		}
 		d.ack(t, want[1]) // cumulative: m0 and m1
 		waitAckFloor(t, c, "alice", "phone", want[1])
 		d.Close()
@@ -128,9 +123,7 @@ func TestResendAfterAckWaitOnSameConnection(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, func(cfg *config.Config) { cfg.Edge.AckWait = 300 * time.Millisecond })
 		e := newEdge(t, c)
-		d := dial(t, e.url, "alice", "phone", "")
-		d.expect(t, "welcome")
-		d.expect(t, "synced")
+		d := dialSynced(t, e.url, "alice", "phone", "")
 		seq := c.publish(t, "alice", "once")
 		first := d.messages(t, 1)
 		again := d.messages(t, 1)
@@ -203,9 +196,7 @@ func TestResumeOnAnotherEdge(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, nil)
 		e1, e2 := newEdge(t, c), newEdge(t, c)
-		d := dial(t, e1.url, "alice", "phone", "")
-		d.expect(t, "welcome")
-		d.expect(t, "synced")
+		d := dialSynced(t, e1.url, "alice", "phone", "")
 		var want []uint64
 		for i := 0; i < 10; i++ {
 			want = append(want, c.publish(t, "alice", fmt.Sprintf("m%d", i)))
@@ -270,9 +261,7 @@ func TestForgedStreamHeaders(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, nil)
 		e := newEdge(t, c)
-		live := dial(t, e.url, "alice", "live", "")
-		live.expect(t, "welcome")
-		live.expect(t, "synced")
+		live := dialSynced(t, e.url, "alice", "live", "")
 		m := nats.NewMsg(streams.Subjects{}.User("alice"))
 		m.Header.Set("Nats-Sequence", "999")
 		m.Header.Set("Nats-Last-Sequence", "998")

@@ -33,7 +33,6 @@ import (
 
 	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/edge"
-	"github.com/herald-push/herald/edge/token"
 	"github.com/herald-push/herald/ingest"
 	"github.com/herald-push/herald/streams"
 	"github.com/herald-push/herald/streams/streamstest"
@@ -468,21 +467,7 @@ type edgeProc struct {
 func (r *rig) newEdge(t *testing.T) *edgeProc {
 	t.Helper()
 	nc := r.natsConn(t, "edge")
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng := newEngine(t, js, r.cfg)
-	v, err := token.New(r.cfg.Auth)
-	if err != nil {
-		t.Fatal(err)
-	}
-	es, err := edge.New(edge.Options{Edge: r.cfg.Edge, Engine: eng, Tokens: v, Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	es.Register(mux)
+	es, _, mux, stopEngine := buildEdge(t, nc, r.cfg)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -499,6 +484,7 @@ func (r *rig) newEdge(t *testing.T) *edgeProc {
 		_ = es.Shutdown(ctx)
 		_ = e.hs.Close()
 		<-e.done
+		stopEngine(t)
 	})
 	return e
 }

@@ -71,28 +71,26 @@ func testConfig(engine string, mutate func(*config.Config)) config.Config {
 func clusterOn(t *testing.T, srv *server.Server, cfg config.Config) *cluster {
 	t.Helper()
 	nc := streamstest.Connect(t, srv.ClientURL())
+	// Apply creates the devices bucket too, with the default device TTL.
 	streamstest.Apply(t, nc, cfg.Stream)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	applyDevices(t, js, cfg)
+	if cfg.Edge.DeviceTTL != config.Default().Edge.DeviceTTL {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := streams.ApplyDevices(ctx, js, streams.DevicesBucket(cfg.Stream, cfg.Edge.DeviceTTL)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return &cluster{srv: srv, nc: nc, js: js, cfg: cfg}
 }
 
-// applyDevices creates the live engine's position bucket.
-func applyDevices(t testing.TB, js jetstream.JetStream, cfg config.Config) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := streams.ApplyDevices(ctx, js, streams.DevicesBucket(cfg.Stream, cfg.Edge.DeviceTTL)); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// newEngine builds the engine cfg.Edge.Delivery names; a live engine runs
-// until the test's cleanup.
-func newEngine(t testing.TB, js jetstream.JetStream, cfg config.Config) edge.Engine {
+// newEngine builds the engine cfg.Edge.Delivery names. A live engine's loop
+// runs until stop, which reports its error; stop runs once, and at the
+// test's cleanup at the latest.
+func newEngine(t testing.TB, js jetstream.JetStream, cfg config.Config) (edge.Engine, func(testing.TB)) {
 	t.Helper()
 	switch cfg.Edge.Delivery {
 	case config.DeliveryConsumer:
@@ -100,7 +98,7 @@ func newEngine(t testing.TB, js jetstream.JetStream, cfg config.Config) edge.Eng
 		if err != nil {
 			t.Fatal(err)
 		}
-		return eng
+		return eng, func(testing.TB) {}
 	case config.DeliveryLive:
 		eng, err := edge.NewLiveEngine(js, cfg.Stream, cfg.Edge, 5*time.Second, nil)
 		if err != nil {
@@ -109,16 +107,45 @@ func newEngine(t testing.TB, js jetstream.JetStream, cfg config.Config) edge.Eng
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- eng.Run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("live engine: %v", err)
-			}
-		})
-		return eng
+		var once sync.Once
+		stop := func(t testing.TB) {
+			once.Do(func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("live engine: %v", err)
+				}
+			})
+		}
+		t.Cleanup(func() { stop(t) })
+		return eng, stop
 	}
 	t.Fatalf("unknown engine %q", cfg.Edge.Delivery)
-	return nil
+	return nil, nil
+}
+
+// buildEdge builds the engine cfg.Edge.Delivery names on nc and an edge
+// server on it with its own registry, its handlers registered on mux. The
+// caller serves mux and shuts the server down before stopEngine (see
+// newEngine).
+func buildEdge(t testing.TB, nc *nats.Conn, cfg config.Config) (es *edge.Server, reg *prometheus.Registry, mux *http.ServeMux, stopEngine func(testing.TB)) {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, stopEngine := newEngine(t, js, cfg)
+	v, err := token.New(cfg.Auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg = prometheus.NewRegistry()
+	es, err = edge.New(edge.Options{Edge: cfg.Edge, Engine: eng, Tokens: v, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux = http.NewServeMux()
+	es.Register(mux)
+	return es, reg, mux, stopEngine
 }
 
 // publish stores an envelope for user straight through JetStream and
@@ -150,40 +177,38 @@ type edgeNode struct {
 	srv *edge.Server
 	reg *prometheus.Registry
 	hs  *httptest.Server
+	// stop shuts the edge down in the order `herald edge` does on SIGTERM:
+	// the server closes every session with 1001 (each feed writes its
+	// position), the listener closes, then the engine's loop stops. It
+	// reports the errors of the shutdown and of the engine, and runs once;
+	// the cleanup runs it too, ignoring a shutdown error.
+	stop func(t testing.TB)
 }
 
 func newEdge(t *testing.T, c *cluster) *edgeNode {
 	t.Helper()
-	return newEdgeOn(t, c, streamstest.Connect(t, c.srv.ClientURL()))
+	return newEdgeOn(t, c.cfg, streamstest.Connect(t, c.srv.ClientURL()))
 }
 
 // newEdgeOn starts an edge whose engine uses nc.
-func newEdgeOn(t *testing.T, c *cluster, nc *nats.Conn) *edgeNode {
+func newEdgeOn(t testing.TB, cfg config.Config, nc *nats.Conn) *edgeNode {
 	t.Helper()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng := newEngine(t, js, c.cfg)
-	v, err := token.New(c.cfg.Auth)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	es, err := edge.New(edge.Options{Edge: c.cfg.Edge, Engine: eng, Tokens: v, Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	es.Register(mux)
+	es, reg, mux, stopEngine := buildEdge(t, nc, cfg)
 	hs := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = es.Shutdown(ctx)
-		hs.Close()
-	})
-	return &edgeNode{url: hs.URL, srv: es, reg: reg, hs: hs}
+	var once sync.Once
+	shutdown := func(t testing.TB, report bool) {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := es.Shutdown(ctx); err != nil && report {
+				t.Errorf("edge shutdown: %v", err)
+			}
+			hs.Close()
+			stopEngine(t)
+		})
+	}
+	t.Cleanup(func() { shutdown(t, false) })
+	return &edgeNode{url: hs.URL, srv: es, reg: reg, hs: hs, stop: func(t testing.TB) { shutdown(t, true) }}
 }
 
 func mint(t *testing.T, user, device string) string {
@@ -231,6 +256,15 @@ func dial(t *testing.T, base, user, device, query string) *wsClient {
 		t.Fatalf("dial %s/%s: %v (status %d)", user, device, err, status)
 	}
 	t.Cleanup(c.Close)
+	return c
+}
+
+// dialSynced dials like dial and reads the welcome and synced frames.
+func dialSynced(t *testing.T, base, user, device, query string) *wsClient {
+	t.Helper()
+	c := dial(t, base, user, device, query)
+	c.expect(t, "welcome")
+	c.expect(t, "synced")
 	return c
 }
 
@@ -322,7 +356,8 @@ func (c *wsClient) messages(t *testing.T, n int) []frame {
 	return out
 }
 
-// quiet asserts no message frame arrives within d.
+// quiet asserts that no message frame arrives within d and that the
+// connection stays open.
 func (c *wsClient) quiet(t *testing.T, d time.Duration) {
 	t.Helper()
 	timer := time.NewTimer(d)
@@ -331,7 +366,7 @@ func (c *wsClient) quiet(t *testing.T, d time.Duration) {
 		select {
 		case f, ok := <-c.frames:
 			if !ok {
-				return
+				t.Fatalf("connection closed while it should stay quiet (close: %v)", c.closeErr())
 			}
 			if f.Type == "message" {
 				t.Fatalf("unexpected message %+v", f)
@@ -443,10 +478,11 @@ func (c *cluster) position(user, device string) (uint64, error) {
 	return strconv.ParseUint(string(e.Value()), 10, 64)
 }
 
-// mustCounter finds a labelled counter of an edge's registry.
-func mustCounter(t *testing.T, e *edgeNode, name, label string) prometheus.Collector {
+// counterValue reads a counter of reg with the given label value (any
+// label), 0 when absent.
+func counterValue(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
 	t.Helper()
-	mfs, err := e.reg.Gather()
+	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -457,12 +493,12 @@ func mustCounter(t *testing.T, e *edgeNode, name, label string) prometheus.Colle
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
 				if l.GetValue() == label {
-					return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "x", Help: "x"}, func() float64 { return m.GetCounter().GetValue() })
+					return m.GetCounter().GetValue()
 				}
 			}
 		}
 	}
-	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "x", Help: "x"}, func() float64 { return 0 })
+	return 0
 }
 
 // waitUntil polls f until it is true, failing the test after d.

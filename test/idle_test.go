@@ -41,17 +41,13 @@ func TestLiveIdleConnectionCostsOneGoroutine(t *testing.T) {
 	e := newEdge(t, c)
 	// A first device starts what the edge starts once: the engine's
 	// dispatcher and the NATS client's response subscription.
-	w := dial(t, e.url, "warm-up", "phone", "")
-	w.expect(t, "welcome")
-	w.expect(t, "synced")
+	dialSynced(t, e.url, "warm-up", "phone", "")
 	before := idleEdgeGoroutines(t)
 
 	const n = 40
 	clients := make([]*wsClient, n)
 	for i := range clients {
-		d := dial(t, e.url, fmt.Sprintf("user-%d", i), "phone", "")
-		d.expect(t, "welcome")
-		d.expect(t, "synced")
+		d := dialSynced(t, e.url, fmt.Sprintf("user-%d", i), "phone", "")
 		clients[i] = d
 	}
 	if idle := idleEdgeGoroutines(t) - before; idle > n {

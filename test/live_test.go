@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -38,10 +39,8 @@ func TestLiveServerRestartLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(enc.Close)
-	e := newEdgeOn(t, c, enc)
-	d := dial(t, e.url, "alice", "phone", "")
-	d.expect(t, "welcome")
-	d.expect(t, "synced")
+	e := newEdgeOn(t, c.cfg, enc)
+	d := dialSynced(t, e.url, "alice", "phone", "")
 
 	const n = 200
 	var (
@@ -329,7 +328,11 @@ func dialLight(base, user, device, query string) (*websocket.Conn, error) {
 		if status != http.StatusServiceUnavailable || time.Now().After(deadline) {
 			return nil, fmt.Errorf("dial %s/%s: %w (status %d)", user, device, err, status)
 		}
-		time.Sleep(time.Second) // the edge's Retry-After
+		wait := time.Second
+		if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && ra > 0 {
+			wait = time.Duration(ra) * time.Second
+		}
+		time.Sleep(min(wait, time.Until(deadline)))
 	}
 }
 

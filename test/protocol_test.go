@@ -9,8 +9,6 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"github.com/herald-push/herald/config"
 )
 
@@ -66,7 +64,7 @@ func TestRejectedBeforeUpgrade(t *testing.T) {
 			t.Fatalf("?token= dial: %v", err)
 		}
 		conn.Close()
-		if got := testutil.ToFloat64(mustCounter(t, e, "herald_edge_rejected_total", "unauthorized")); got != 9 {
+		if got := counterValue(t, e.reg, "herald_edge_rejected_total", "unauthorized"); got != 9 {
 			t.Errorf("rejected unauthorized = %v, want 9", got)
 		}
 	})
@@ -76,9 +74,7 @@ func TestJunkFramesGetErrorFrames(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, nil)
 		e := newEdge(t, c)
-		d := dial(t, e.url, "alice", "phone", "")
-		d.expect(t, "welcome")
-		d.expect(t, "synced")
+		d := dialSynced(t, e.url, "alice", "phone", "")
 		for _, junk := range []string{"hello", "{}", `{"type":"nope"}`, `{"type":"ack"}`, `{"type":"ack","seq":-3}`, `{"type":"ack","seq":"7"}`, `[1,2]`, `{"type":"ack","seq":0}`} {
 			if err := d.conn.WriteMessage(websocket.TextMessage, []byte(junk)); err != nil {
 				t.Fatal(err)
@@ -100,9 +96,7 @@ func TestOversizedFrameCloses1009(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, nil)
 		e := newEdge(t, c)
-		d := dial(t, e.url, "alice", "phone", "")
-		d.expect(t, "welcome")
-		d.expect(t, "synced")
+		d := dialSynced(t, e.url, "alice", "phone", "")
 		big := `{"type":"ack","seq":1,"pad":"` + strings.Repeat("x", 5000) + `"}`
 		if err := d.conn.WriteMessage(websocket.TextMessage, []byte(big)); err != nil {
 			t.Fatal(err)
@@ -169,9 +163,7 @@ func TestShutdownCloses1001AndKeepsPosition(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, nil)
 		e := newEdge(t, c)
-		d := dial(t, e.url, "alice", "phone", "")
-		d.expect(t, "welcome")
-		d.expect(t, "synced")
+		d := dialSynced(t, e.url, "alice", "phone", "")
 		s1 := c.publish(t, "alice", "one")
 		d.messages(t, 1)
 		d.ack(t, s1)

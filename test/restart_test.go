@@ -5,72 +5,23 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/herald-push/herald/config"
-	"github.com/herald-push/herald/edge"
-	"github.com/herald-push/herald/edge/token"
 	"github.com/herald-push/herald/streams/streamstest"
 )
 
-// ownedEdge is a live-engine edge whose engine loop the test stops, in the
-// order `herald edge` does on SIGTERM: the server closes every session with
-// 1001 (each feed writes its position), then the engine's loop stops.
-type ownedEdge struct {
-	url  string
-	srv  *edge.Server
-	stop func(t *testing.T)
-}
-
-func startOwnedEdge(t *testing.T, c *cluster) *ownedEdge {
+// startOwnedEdge starts an edge (newEdge) whose stop the test may call;
+// the cleanup runs it too, reporting a failed shutdown.
+func startOwnedEdge(t *testing.T, c *cluster) *edgeNode {
 	t.Helper()
-	js, err := jetstream.New(streamstest.Connect(t, c.srv.ClientURL()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := edge.NewLiveEngine(js, c.cfg.Stream, c.cfg.Edge, 5*time.Second, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	engDone := make(chan error, 1)
-	go func() { engDone <- eng.Run(ctx) }()
-	v, err := token.New(c.cfg.Auth)
-	if err != nil {
-		t.Fatal(err)
-	}
-	es, err := edge.New(edge.Options{Edge: c.cfg.Edge, Engine: eng, Tokens: v, Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	es.Register(mux)
-	hs := httptest.NewServer(mux)
-	var once sync.Once
-	stop := func(t *testing.T) {
-		once.Do(func() {
-			sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer scancel()
-			if err := es.Shutdown(sctx); err != nil {
-				t.Errorf("edge shutdown: %v", err)
-			}
-			hs.Close()
-			cancel()
-			if err := <-engDone; err != nil {
-				t.Errorf("live engine: %v", err)
-			}
-		})
-	}
-	t.Cleanup(func() { stop(t) })
-	return &ownedEdge{url: hs.URL, srv: es, stop: stop}
+	e := newEdge(t, c)
+	t.Cleanup(func() { e.stop(t) })
+	return e
 }
 
 // TestGracefulRestartKeepsPosition: a device acks the first N of its
@@ -81,9 +32,7 @@ func startOwnedEdge(t *testing.T, c *cluster) *ownedEdge {
 func TestGracefulRestartKeepsPosition(t *testing.T) {
 	c := newCluster(t, config.DeliveryLive, func(cfg *config.Config) { cfg.Edge.AckWait = time.Minute })
 	e1 := startOwnedEdge(t, c)
-	d := dial(t, e1.url, "alice", "phone", "since=0")
-	d.expect(t, "welcome")
-	d.expect(t, "synced")
+	d := dialSynced(t, e1.url, "alice", "phone", "since=0")
 	var all []uint64
 	for i := range 10 {
 		all = append(all, c.publish(t, "alice", "m"+strconv.Itoa(i)))
@@ -222,29 +171,6 @@ func wantReject(t *testing.T, resp *http.Response, err error, status int, code s
 	if json.Unmarshal(b, &body) != nil || body.Error.Code != code {
 		t.Fatalf("body %s, want code %s", b, code)
 	}
-}
-
-// counterValue reads a counter of reg with the given label value (any
-// label), 0 when absent.
-func counterValue(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetValue() == label {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
 }
 
 // TestShutdownClosesEverySessionInBatches: more sessions than one shutdown

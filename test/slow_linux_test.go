@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -15,9 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"github.com/herald-push/herald/config"
+	"github.com/herald-push/herald/streams"
 )
 
 // dialTinyBuffer connects to host with a 2 KiB socket receive buffer, so
@@ -42,23 +42,34 @@ func dialTinyBuffer(t *testing.T, host string) net.Conn {
 	return conn
 }
 
-// stuckSocket completes a WebSocket handshake on a socket with a tiny
-// receive buffer and then never reads again.
-func stuckSocket(t *testing.T, base, tok, device string) net.Conn {
+// Request headers of a stuck client, after Host and Authorization.
+var (
+	stuckWSHeaders  = []string{"Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13"}
+	stuckSSEHeaders = []string{"Accept: text/event-stream"}
+)
+
+// stuckClient sends GET path?device=device with tok and headers on a socket
+// with a tiny receive buffer, checks the status of the response head (a
+// WebSocket handshake or an SSE stream) and then never reads again.
+func stuckClient(t *testing.T, base, path, tok, device string, headers []string, status int) net.Conn {
 	t.Helper()
 	host := strings.TrimPrefix(base, "http://")
 	conn := dialTinyBuffer(t, host)
-	req := fmt.Sprintf("GET /v1/ws?device=%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n", device, host, tok)
-	if _, err := conn.Write([]byte(req)); err != nil {
+	var req strings.Builder
+	fmt.Fprintf(&req, "GET %s?device=%s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n", path, url.QueryEscape(device), host, tok)
+	for _, h := range headers {
+		req.WriteString(h + "\r\n")
+	}
+	req.WriteString("\r\n")
+	if _, err := conn.Write([]byte(req.String())); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("handshake status %d", resp.StatusCode)
+	if resp.StatusCode != status {
+		t.Fatalf("GET %s: status %d, want %d", path, resp.StatusCode, status)
 	}
 	return conn
 }
@@ -101,7 +112,7 @@ func flood(t *testing.T, c *cluster, user string, n int) func() (int, time.Durat
 		for i := 0; i < n && ctx.Err() == nil; i++ {
 			start := time.Now()
 			pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
-			_, err := c.js.Publish(pctx, "herald.user."+user, body)
+			_, err := c.js.Publish(pctx, streams.Subjects{Prefix: c.cfg.Stream.Prefix}.User(user), body)
 			pcancel()
 			if err != nil {
 				return
@@ -125,9 +136,7 @@ func TestStuckDeviceStallsOnlyItself(t *testing.T) {
 			cfg.Edge.WriteTimeout = stuckWriteTimeout
 		})
 		e := newEdge(t, c)
-		bob := dial(t, e.url, "bob", "phone", "")
-		bob.expect(t, "welcome")
-		bob.expect(t, "synced")
+		bob := dialSynced(t, e.url, "bob", "phone", "")
 		const floodN, probes = 300, 100
 
 		// Baseline: the same flood to a user whose device reads.
@@ -139,7 +148,7 @@ func TestStuckDeviceStallsOnlyItself(t *testing.T) {
 			t.Fatalf("baseline flood published %d of %d", n, floodN)
 		}
 
-		stuckSocket(t, e.url, mint(t, "alice", ""), "stuck")
+		stuckClient(t, e.url, "/v1/ws", mint(t, "alice", ""), "stuck", stuckWSHeaders, http.StatusSwitchingProtocols)
 		wait = flood(t, c, "alice", floodN)
 		during := latencies(t, c, bob, "bob", probes)
 		n, maxPublish := wait()
@@ -148,7 +157,7 @@ func TestStuckDeviceStallsOnlyItself(t *testing.T) {
 		}
 		// The stuck device is closed as a slow consumer (4008).
 		waitUntil(t, 15*time.Second, func() bool {
-			return testutil.ToFloat64(mustCounter(t, e, "herald_edge_closes_total", "slow_consumer")) >= 1
+			return counterValue(t, e.reg, "herald_edge_closes_total", "slow_consumer") >= 1
 		})
 		t.Logf("healthy p50/p99 with a flooded reading device: %v/%v; with a flooded stuck device: %v/%v; slowest flood publish %v",
 			base[len(base)/2], p99(base), during[len(during)/2], p99(during), maxPublish)

@@ -180,6 +180,16 @@ func openSSE(t *testing.T, base, user, device, query string, h http.Header) *sse
 	return c
 }
 
+// openSSESynced opens a stream like openSSE and reads the welcome and
+// synced events.
+func openSSESynced(t *testing.T, base, user, device, query string, h http.Header) *sseClient {
+	t.Helper()
+	c := openSSE(t, base, user, device, query, h)
+	c.expect(t, "welcome")
+	c.expect(t, "synced")
+	return c
+}
+
 func (c *sseClient) Close() {
 	c.cancel()
 	_ = c.resp.Body.Close()
@@ -254,7 +264,8 @@ func (c *sseClient) messages(t *testing.T, n int) []frame {
 	return out
 }
 
-// quiet asserts that no message event arrives within d.
+// quiet asserts that no message event arrives within d and that the
+// stream stays open.
 func (c *sseClient) quiet(t *testing.T, d time.Duration) {
 	t.Helper()
 	timer := time.NewTimer(d)
@@ -263,7 +274,7 @@ func (c *sseClient) quiet(t *testing.T, d time.Duration) {
 		select {
 		case ev, ok := <-c.events:
 			if !ok {
-				return
+				t.Fatal("stream ended while it should stay quiet")
 			}
 			if ev.Event == "message" {
 				t.Fatalf("unexpected message %+v", ev)

@@ -30,9 +30,7 @@ func TestSSEDeliveryInOrder(t *testing.T) {
 			t.Fatalf("welcome = %+v", w)
 		}
 		d.expect(t, "synced")
-		bob := openSSE(t, e.url, "bob", "phone", "", nil)
-		bob.expect(t, "welcome")
-		bob.expect(t, "synced")
+		bob := openSSESynced(t, e.url, "bob", "phone", "", nil)
 
 		var want []uint64
 		for i := 0; i < 5; i++ {
@@ -109,9 +107,7 @@ func TestSSEAckEndpoint(t *testing.T) {
 		e := newEdge(t, c)
 		tok := mint(t, "alice", "")
 
-		d := openSSE(t, e.url, "alice", "phone", "", nil)
-		d.expect(t, "welcome")
-		d.expect(t, "synced")
+		d := openSSESynced(t, e.url, "alice", "phone", "", nil)
 		var want []uint64
 		for i := 0; i < 4; i++ {
 			want = append(want, c.publish(t, "alice", fmt.Sprintf("m%d", i)))
@@ -203,9 +199,7 @@ func TestSSEResendAndAck(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, func(cfg *config.Config) { cfg.Edge.AckWait = 300 * time.Millisecond })
 		e := newEdge(t, c)
-		d := openSSE(t, e.url, "alice", "phone", "", nil)
-		d.expect(t, "welcome")
-		d.expect(t, "synced")
+		d := openSSESynced(t, e.url, "alice", "phone", "", nil)
 		seq := c.publish(t, "alice", "once")
 		first := d.messages(t, 1)
 		again := d.messages(t, 1)
@@ -226,9 +220,7 @@ func TestSSEAutoAck(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, func(cfg *config.Config) { cfg.Edge.AckWait = 300 * time.Millisecond })
 		e := newEdge(t, c)
-		d := openSSE(t, e.url, "alice", "phone", "ack=auto", nil)
-		d.expect(t, "welcome")
-		d.expect(t, "synced")
+		d := openSSESynced(t, e.url, "alice", "phone", "ack=auto", nil)
 		var want []uint64
 		for i := 0; i < 3; i++ {
 			want = append(want, c.publish(t, "alice", fmt.Sprintf("m%d", i)))
@@ -318,9 +310,7 @@ func TestSSEShutdown(t *testing.T) {
 		e := newEdge(t, c)
 		var ds []*sseClient
 		for i := 0; i < 3; i++ {
-			d := openSSE(t, e.url, "alice", fmt.Sprintf("d%d", i), "", nil)
-			d.expect(t, "welcome")
-			d.expect(t, "synced")
+			d := openSSESynced(t, e.url, "alice", fmt.Sprintf("d%d", i), "", nil)
 			ds = append(ds, d)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

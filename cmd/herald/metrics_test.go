@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-
-	"github.com/herald-push/herald/edge/token"
 )
 
 // scrape reads a Prometheus text exposition into series → value, a series
@@ -87,10 +85,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		series(t, before, name)
 	}
 
-	tok, err := token.Mint(hostileJWT, "alice", "", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := mustMint(t, "alice", "")
 	ws, _, err := websocket.DefaultDialer.Dial("ws://"+p.addr+"/v1/ws?device=phone&since=0", http.Header{"Authorization": {"Bearer " + tok}})
 	if err != nil {
 		t.Fatal(err)

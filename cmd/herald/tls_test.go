@@ -19,8 +19,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-
-	"github.com/herald-push/herald/edge/token"
 )
 
 // selfSigned writes a self-signed certificate for 127.0.0.1 and its key
@@ -81,10 +79,7 @@ func TestTLS(t *testing.T) {
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf}, Timeout: 10 * time.Second}
 	t.Cleanup(client.CloseIdleConnections)
 
-	tok, err := token.Mint(hostileJWT, "alice", "", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := mustMint(t, "alice", "")
 	d := websocket.Dialer{TLSClientConfig: tlsConf, HandshakeTimeout: 10 * time.Second}
 	ws, _, err := d.Dial("wss://"+p.addr+"/v1/ws?device=phone&since=0", http.Header{"Authorization": {"Bearer " + tok}})
 	if err != nil {
