@@ -189,15 +189,33 @@ func (s *Server) sessionsOf(d Device) []*session {
 }
 
 // AckPosition advances the device's KV position to seq (compare and set;
-// a position already at or past seq is left alone).
+// a position already at or past seq is left alone). A seq beyond the
+// user's last stored message is clamped to it (SPEC §9): stored as given,
+// it would make the device skip the messages stored after the ack, up to
+// seq, without a gap.
 func (e *LiveEngine) AckPosition(ctx context.Context, d Device, seq uint64) error {
 	ctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
-	_, kv, err := e.handles(ctx)
+	s, kv, err := e.handles(ctx)
 	if err != nil {
 		return err
 	}
 	key := streams.DeviceKey(d.User, d.Device)
+	// The user's last message, read before the position: a message stored
+	// after this read has a higher seq than the clamp, so it is delivered.
+	// A replica that lags can only make the clamp lower (a resend, never a
+	// loss).
+	subject := e.subj.User(d.User)
+	var userLast uint64
+	switch last, err := newStoreReader(e.js, s).last(ctx, subject); {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+	case err != nil:
+		e.forget()
+		return unavailable("last message of "+subject, err)
+	default:
+		userLast = last.Sequence
+	}
+	seq = clampSince(seq, userLast)
 	for range 5 {
 		entry, err := kv.Get(ctx, key)
 		switch {
