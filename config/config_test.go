@@ -8,6 +8,7 @@ import (
 )
 
 func TestDefaultIsValid(t *testing.T) {
+	t.Parallel()
 	c := Default()
 	if err := c.Validate(); err != nil {
 		t.Fatalf("Default().Validate() = %v", err)
@@ -15,6 +16,7 @@ func TestDefaultIsValid(t *testing.T) {
 }
 
 func TestOverlayOrder(t *testing.T) {
+	t.Parallel()
 	c := Default()
 	yml := "edge:\n  ack_wait: 5s\n  max_inflight: 10\nnats:\n  url: nats://a:4222\n"
 	if err := c.LoadYAML(strings.NewReader(yml)); err != nil {
@@ -41,6 +43,7 @@ func TestOverlayOrder(t *testing.T) {
 }
 
 func TestUnknownKeysAreErrors(t *testing.T) {
+	t.Parallel()
 	c := Default()
 	if err := c.LoadYAML(strings.NewReader("edge:\n  ack_wiat: 5s\n")); err == nil || !strings.Contains(err.Error(), "ack_wiat") {
 		t.Errorf("LoadYAML with a typo = %v, want an error naming ack_wiat", err)
@@ -54,6 +57,7 @@ func TestUnknownKeysAreErrors(t *testing.T) {
 }
 
 func TestValidateNamesField(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		path, value string
 	}{

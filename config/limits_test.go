@@ -8,6 +8,7 @@ import (
 // TestLimitsValidation: each bad limit, TLS or admin setting is an error
 // naming its YAML path.
 func TestLimitsValidation(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		path  string
 		value string

@@ -7,6 +7,7 @@ import (
 )
 
 func TestConnectOptions(t *testing.T) {
+	t.Parallel()
 	c := Default()
 	c.NATS.URL = " nats://a:4222 , nats://b:4222,"
 	c.NATS.User, c.NATS.Password = "u", "p"

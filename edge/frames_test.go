@@ -10,6 +10,7 @@ import (
 )
 
 func TestParseClientFrame(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		in   string
 		seq  uint64
@@ -64,6 +65,7 @@ func FuzzParseClientFrame(f *testing.F) {
 }
 
 func TestMessageFrameShape(t *testing.T) {
+	t.Parallel()
 	at := time.Date(2026, 11, 23, 10, 0, 0, 123e6, time.UTC)
 	p := 8
 	env := streams.Envelope{ID: "01J", User: "alice", Time: at, Title: "Build failed", Body: "main is red", Priority: &p, Tags: []string{"ci"}, Data: json.RawMessage(`{"any":"json object"}`)}

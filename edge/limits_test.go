@@ -14,6 +14,7 @@ import (
 )
 
 func TestIPLimiter(t *testing.T) {
+	t.Parallel()
 	l := newIPLimiter(1, 2, 3)
 	now := time.Unix(1000, 0)
 	for i := range 2 {
@@ -41,6 +42,7 @@ func TestIPLimiter(t *testing.T) {
 }
 
 func TestClientIP(t *testing.T) {
+	t.Parallel()
 	for addr, want := range map[string]string{
 		"192.0.2.1:5555":             "192.0.2.1",
 		"[2001:db8:1:2:3:4:5:6]:443": "2001:db8:1:2::/64",
@@ -58,6 +60,7 @@ func TestClientIP(t *testing.T) {
 }
 
 func TestOriginPolicy(t *testing.T) {
+	t.Parallel()
 	p := newOriginPolicy([]string{"https://app.example.com", "HTTP://LOCALHOST:3000/"})
 	for _, tc := range []struct {
 		origin, host string
@@ -88,6 +91,7 @@ func TestOriginPolicy(t *testing.T) {
 }
 
 func TestConnectionSlots(t *testing.T) {
+	t.Parallel()
 	l := newLimits(config.Edge{MaxConns: 2}, nil)
 	if !l.reserve() || !l.reserve() {
 		t.Fatal("slots within the limit refused")
@@ -102,6 +106,7 @@ func TestConnectionSlots(t *testing.T) {
 }
 
 func TestParseConnQuery(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		q      string
 		device string

@@ -188,6 +188,7 @@ func (s *dropSet) count() int {
 }
 
 func TestLiveGapFilledFromStore(t *testing.T) {
+	t.Parallel()
 	drops := &dropSet{seqs: map[uint64]bool{}}
 	r := newLiveRig(t, nil, drops.drop)
 	phone := r.open(t, "alice", "phone", Position{})
@@ -244,6 +245,7 @@ func TestLiveGapFilledFromStore(t *testing.T) {
 }
 
 func TestLiveQueueOverflowCatchesUpFromStore(t *testing.T) {
+	t.Parallel()
 	r := newLiveRig(t, func(c *config.Config) { c.Edge.MaxInflight = 4 }, nil)
 	slow := r.open(t, "alice", "slow", Position{})
 	fast := r.open(t, "alice", "fast", Position{})
@@ -286,6 +288,7 @@ func TestLiveQueueOverflowCatchesUpFromStore(t *testing.T) {
 }
 
 func TestLiveWindowAndRedelivery(t *testing.T) {
+	t.Parallel()
 	r := newLiveRig(t, func(c *config.Config) {
 		c.Edge.MaxInflight = 3
 		c.Edge.AckWait = 300 * time.Millisecond
@@ -347,6 +350,7 @@ func TestLiveWindowAndRedelivery(t *testing.T) {
 }
 
 func TestLivePositionsOfOddIDs(t *testing.T) {
+	t.Parallel()
 	r := newLiveRig(t, nil, nil)
 	const user, device = "émile@example.com", "a:b.c..d-"
 	if key := streams.DeviceKey(user, device); key != "=7Ew6ltaWxlQGV4YW1wbGUuY29t.a=3Ab=2Ec=2E=2Ed-" {
@@ -402,6 +406,7 @@ func TestLivePositionsOfOddIDs(t *testing.T) {
 }
 
 func TestLiveOpenAfterRunStopped(t *testing.T) {
+	t.Parallel()
 	srv := streamstest.RunServer(t)
 	nc := streamstest.Connect(t, srv.ClientURL())
 	js, err := jetstream.New(nc)
@@ -427,6 +432,7 @@ func TestLiveOpenAfterRunStopped(t *testing.T) {
 }
 
 func TestLiveForgedRepublishHeadersIgnored(t *testing.T) {
+	t.Parallel()
 	r := newLiveRig(t, nil, nil)
 	f := r.open(t, "alice", "phone", Position{})
 	m := nats.NewMsg(streams.Subjects{}.User("alice"))
@@ -446,6 +452,7 @@ func TestLiveForgedRepublishHeadersIgnored(t *testing.T) {
 }
 
 func TestLiveForgedHeadersInBacklog(t *testing.T) {
+	t.Parallel()
 	r := newLiveRig(t, nil, nil)
 	m := nats.NewMsg(streams.Subjects{}.User("alice"))
 	m.Header.Set(jetstream.SequenceHeader, "999")
@@ -469,6 +476,7 @@ func TestLiveForgedHeadersInBacklog(t *testing.T) {
 // message to reveal them. Run's check of dropped counts finds them within a
 // tick: the device gets every message once, in order.
 func TestLiveClientDropsRecovered(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	var stuck sync.Once
 	r := newLiveRig(t, nil, func(uint64) bool {
@@ -505,6 +513,7 @@ func TestLiveClientDropsRecovered(t *testing.T) {
 // land on the leader. A since past which retention removed messages needs
 // the stream's state, and gets gap.
 func TestLiveOpenAsksTheLeaderOnlyForGaps(t *testing.T) {
+	t.Parallel()
 	r := newLiveRig(t, func(cfg *config.Config) { cfg.Stream.MaxMsgsPerUser = 3 }, nil)
 	s1 := r.publish(t, "alice", "m0")
 	r.publish(t, "alice", "m1")

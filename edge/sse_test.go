@@ -9,6 +9,7 @@ import (
 )
 
 func TestAppendEvent(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		ev   sseEvent
@@ -29,6 +30,7 @@ func TestAppendEvent(t *testing.T) {
 }
 
 func TestParseAck(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		body string
 		want ackRequest

@@ -8,6 +8,7 @@ import (
 )
 
 func TestReadFrame(t *testing.T) {
+	t.Parallel()
 	small := make([]byte, smallFrame)
 	for _, tc := range []struct {
 		name  string

@@ -19,6 +19,7 @@ import (
 )
 
 func TestBatch(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpts{})
 	res := f.postJSON("/v1/messages", `{"messages":[
 		{"user":"alice","body":"one"},
@@ -71,6 +72,7 @@ func TestBatch(t *testing.T) {
 }
 
 func TestBatchItems(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpts{})
 	res := f.postJSON("/v1/messages", `{"messages":[
 		{"user":"alice","body":"a","id":"same"},
@@ -114,6 +116,7 @@ func TestBatchItems(t *testing.T) {
 }
 
 func TestBatchRejected(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpts{cfg: func(c *config.Config) { c.Ingest.MaxBatch = 10 }})
 	items := func(n int) string {
 		parts := make([]string, n)
@@ -165,6 +168,7 @@ func TestBatchRejected(t *testing.T) {
 
 // TestBatch1000 publishes a full default batch through the async window.
 func TestBatch1000(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpts{})
 	const n = 1000
 	var sb strings.Builder
@@ -241,6 +245,7 @@ func TestBatch1000(t *testing.T) {
 // TestBatchSmallAsyncWindow: a batch larger than the async publish window
 // waits for free slots instead of failing.
 func TestBatchSmallAsyncWindow(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpts{jsOpts: []jetstream.JetStreamOpt{
 		jetstream.WithPublishAsyncMaxPending(16),
 		jetstream.WithPublishAsyncTimeout(5 * time.Second),
@@ -269,6 +274,7 @@ func TestBatchSmallAsyncWindow(t *testing.T) {
 // TestConcurrentProducers: single publishes and batches from many
 // goroutines at once; every message is stored once, in per-producer order.
 func TestConcurrentProducers(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpts{})
 	const (
 		singles    = 6

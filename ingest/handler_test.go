@@ -17,6 +17,7 @@ import (
 )
 
 func TestNewValidates(t *testing.T) {
+	t.Parallel()
 	srv := streamstest.RunServer(t)
 	nc := streamstest.Connect(t, srv.ClientURL())
 	js, err := jetstream.New(nc)
@@ -74,6 +75,7 @@ func registered(t *testing.T) prometheus.Registerer {
 }
 
 func TestRoutes(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpts{})
 	// Methods the routes do not serve are the mux's business (405).
 	if res := f.do(http.MethodDelete, userPath("alice"), nil); res.status != http.StatusMethodNotAllowed {

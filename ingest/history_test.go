@@ -23,6 +23,7 @@ func mint(t testing.TB, user string) string {
 }
 
 func TestHistoryPaging(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpts{})
 	// 25 messages for alice, interleaved with bob's.
 	var aliceSeqs []uint64
@@ -102,6 +103,7 @@ func TestHistoryPaging(t *testing.T) {
 }
 
 func TestHistoryRejected(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpts{})
 	f.publish("alice", map[string]any{"body": "x"}, http.StatusCreated)
 	expired, err := token.Mint(jwtSecret, "alice", "", -time.Minute)
@@ -140,6 +142,7 @@ func TestHistoryRejected(t *testing.T) {
 }
 
 func TestHistoryClientToken(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpts{})
 	f.publish("alice", map[string]any{"body": "for alice"}, http.StatusCreated)
 	f.publish("bob", map[string]any{"body": "for bob"}, http.StatusCreated)
@@ -167,6 +170,7 @@ func TestHistoryClientToken(t *testing.T) {
 // TestHistoryRawPayload: a payload published straight to NATS that is not an
 // envelope is shown as body text with its stored time.
 func TestHistoryRawPayload(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpts{})
 	subj := streams.Subjects{}.User("alice")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -210,6 +214,7 @@ func TestHistoryRawPayload(t *testing.T) {
 // TestHistoryLargePage: a page of large messages stops at the byte budget,
 // and paging still reaches every message.
 func TestHistoryLargePage(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpts{})
 	const n = 80 // 80 × ~60 KiB ≈ 4.7 MiB, over one page's budget
 	body := repeat("y", 60<<10)

@@ -20,6 +20,7 @@ import (
 // Status headers (and an empty payload) are read under their real seq, and
 // do not end a page early or hide the messages after them.
 func TestHistoryForgedHeaders(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpts{})
 	subj := streams.Subjects{}.User("alice")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -72,6 +73,7 @@ func TestHistoryForgedHeaders(t *testing.T) {
 // it a request gets 429 rate_limited with Retry-After, nothing is stored,
 // and the other key is unaffected.
 func TestProducerRateLimit(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpts{cfg: func(c *config.Config) {
 		c.Ingest.RateLimit = 1
 		c.Ingest.RateBurst = 3

@@ -14,6 +14,7 @@ import (
 )
 
 func TestIDs(t *testing.T) {
+	t.Parallel()
 	g := newIDGen()
 	at := time.Date(2026, 11, 23, 10, 0, 0, 123e6, time.UTC)
 	var ids []string
@@ -46,6 +47,7 @@ func TestIDs(t *testing.T) {
 }
 
 func TestEncodeID(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		ms     uint64
 		hi     uint16
@@ -79,6 +81,7 @@ func decodeTime(id string) (int64, error) {
 }
 
 func TestParsePage(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		q     string
 		since uint64
@@ -149,6 +152,7 @@ func FuzzParsePage(f *testing.F) {
 }
 
 func TestKeyring(t *testing.T) {
+	t.Parallel()
 	kr, err := newKeyring([]string{"first-key-0123456789", "second-key-0123456789"})
 	if err != nil {
 		t.Fatal(err)

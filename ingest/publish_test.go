@@ -14,6 +14,7 @@ import (
 )
 
 func TestPublishJSON(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpts{})
 	before := time.Now().UTC().Truncate(time.Millisecond)
 	p := f.publish("alice", map[string]any{
@@ -65,6 +66,7 @@ func TestPublishJSON(t *testing.T) {
 }
 
 func TestPublishText(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpts{})
 	for i, ct := range []string{"text/plain", "text/plain; charset=utf-8", "TEXT/PLAIN; charset=US-ASCII"} {
 		body := "line one\n{\"not\":\"json\"} é"
@@ -87,6 +89,7 @@ func TestPublishText(t *testing.T) {
 }
 
 func TestPublishDuplicate(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpts{})
 	msg := map[string]any{"body": "once"}
 
@@ -140,6 +143,7 @@ func TestPublishDuplicate(t *testing.T) {
 }
 
 func TestPublishRejected(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpts{})
 	bigBody := func(n int) string {
 		b, _ := json.Marshal(map[string]string{"body": repeat("x", n)})
@@ -237,6 +241,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // TestHugeBody sends 8 MiB bodies: rejected with 413, and the handler reads
 // no more than its limit.
 func TestHugeBody(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpts{})
 	const huge = 8<<20 + 1
 

@@ -18,6 +18,7 @@ import (
 // TestNATSDown stops the NATS server mid-test: every endpoint answers 503
 // with Retry-After, and works again once the server is back.
 func TestNATSDown(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpts{cfg: func(c *config.Config) {
 		c.Ingest.PublishTimeout = time.Second
 		c.Ingest.RetryAfter = 3 * time.Second
@@ -58,6 +59,7 @@ func TestNATSDown(t *testing.T) {
 
 // TestStreamMissing: NATS is up but the stream was never applied.
 func TestStreamMissing(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpts{noStream: true, cfg: func(c *config.Config) {
 		c.Ingest.PublishTimeout = 2 * time.Second
 	}})
@@ -83,6 +85,7 @@ func TestStreamMissing(t *testing.T) {
 // TestWrongStream: another stream owns the subjects; Nats-Expected-Stream
 // keeps every write out of it.
 func TestWrongStream(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpts{noStream: true})
 	other := f.cfg.Stream
 	other.Name = "OTHER"

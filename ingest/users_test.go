@@ -14,6 +14,7 @@ import (
 // subject-safe, on a stream with a custom name and prefix, and checks that
 // each message is stored on the streams mapping of its user.
 func TestUserIDsEndToEnd(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpts{cfg: func(c *config.Config) {
 		c.Stream.Name = "ACME_PUSH"
 		c.Stream.Prefix = "acme.push"

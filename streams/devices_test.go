@@ -45,6 +45,7 @@ func unescape(t *testing.T, s string) string {
 }
 
 func TestDeviceKey(t *testing.T) {
+	t.Parallel()
 	cases := []struct{ user, device, key string }{
 		{"alice", "phone", "alice.phone"},
 		{"alice", "phone-1_b", "alice.phone-1_b"},
@@ -83,6 +84,7 @@ func FuzzDeviceKey(f *testing.F) {
 }
 
 func TestApplyDevicesIsIdempotent(t *testing.T) {
+	t.Parallel()
 	srv := streamstest.RunServer(t)
 	nc := streamstest.Connect(t, srv.ClientURL())
 	js, _ := jetstream.New(nc)

@@ -11,6 +11,7 @@ import (
 )
 
 func TestParseDirectGet(t *testing.T) {
+	t.Parallel()
 	msg := func(data string, kv ...string) *nats.Msg {
 		m := &nats.Msg{Header: nats.Header{}, Data: []byte(data)}
 		for i := 0; i < len(kv); i += 2 {

@@ -13,6 +13,7 @@ import (
 )
 
 func TestApplyIsIdempotent(t *testing.T) {
+	t.Parallel()
 	srv := streamstest.RunServer(t)
 	nc := streamstest.Connect(t, srv.ClientURL())
 	js, _ := jetstream.New(nc)

@@ -8,6 +8,7 @@ import (
 )
 
 func TestTokenTable(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		user, token string
 	}{
@@ -30,6 +31,7 @@ func TestTokenTable(t *testing.T) {
 }
 
 func TestUserFromTokenRejectsNonCanonical(t *testing.T) {
+	t.Parallel()
 	for _, tok := range []string{"", "~", "~YWxpY2U", "~!!", "a.b", "~YQ=", "~AA"} {
 		if _, err := UserFromToken(tok); !errors.Is(err, ErrInvalidToken) {
 			t.Errorf("UserFromToken(%q) err = %v, want ErrInvalidToken", tok, err)
@@ -38,6 +40,7 @@ func TestUserFromTokenRejectsNonCanonical(t *testing.T) {
 }
 
 func TestValidateUser(t *testing.T) {
+	t.Parallel()
 	ok := []string{"a", "émile@example.com", "a.b*c>d", strings.Repeat("x", 256), "日本"}
 	bad := []string{"", strings.Repeat("x", 257), "a\x00b", "tab\there", "\x7f", "\xff\xfe", "a\u0085b"}
 	for _, u := range ok {
@@ -53,6 +56,7 @@ func TestValidateUser(t *testing.T) {
 }
 
 func TestValidateDevice(t *testing.T) {
+	t.Parallel()
 	ok := []string{"d", "phone-1", "a.b:c_d", strings.Repeat("d", 128)}
 	bad := []string{"", strings.Repeat("d", 129), "a b", "a/b", "é", "a*"}
 	for _, d := range ok {
@@ -68,6 +72,7 @@ func TestValidateDevice(t *testing.T) {
 }
 
 func TestSubjects(t *testing.T) {
+	t.Parallel()
 	s := Subjects{Prefix: "acme.push"}
 	if got := s.User("a.b"); got != "acme.push.user.~YS5i" {
 		t.Errorf("User = %q", got)
@@ -111,6 +116,7 @@ func FuzzTokenRoundTrip(f *testing.F) {
 }
 
 func TestDecodeFallback(t *testing.T) {
+	t.Parallel()
 	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	e := Decode([]byte("plain \xff text"), 7, at)
 	if e.Seq != 7 || e.Body != "plain \uFFFD text" || !e.Time.Equal(at) || e.ID != "" {

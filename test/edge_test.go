@@ -14,6 +14,7 @@ import (
 )
 
 func TestDeliveryToConnectedDevices(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, nil)
 		e := newEdge(t, c)
@@ -37,11 +38,12 @@ func TestDeliveryToConnectedDevices(t *testing.T) {
 				t.Fatalf("got %v %v, want %v", seqs(got), bodies(got), want)
 			}
 		}
-		bob.quiet(t, 300*time.Millisecond)
+		c.fenceWS(t, bob, "bob")
 	})
 }
 
 func TestOfflineDeliveryAndResume(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, nil)
 		e := newEdge(t, c)
@@ -76,11 +78,12 @@ func TestOfflineDeliveryAndResume(t *testing.T) {
 		if s.Seq != want[4] {
 			t.Fatalf("synced %d, want %d", s.Seq, want[4])
 		}
-		d.quiet(t, 200*time.Millisecond)
+		c.fenceWS(t, d, "alice")
 	})
 }
 
 func TestUnackedResentAfterReconnect(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, nil)
 		e := newEdge(t, c)
@@ -115,11 +118,12 @@ func TestUnackedResentAfterReconnect(t *testing.T) {
 		if s := d.expect(t, "synced"); s.Seq != want[3] {
 			t.Fatalf("synced = %d, want %d", s.Seq, want[3])
 		}
-		d.quiet(t, 300*time.Millisecond)
+		c.fenceWS(t, d, "alice")
 	})
 }
 
 func TestResendAfterAckWaitOnSameConnection(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, func(cfg *config.Config) { cfg.Edge.AckWait = 300 * time.Millisecond })
 		e := newEdge(t, c)
@@ -132,11 +136,12 @@ func TestResendAfterAckWaitOnSameConnection(t *testing.T) {
 		}
 		d.ack(t, seq)
 		waitAckFloor(t, c, "alice", "phone", seq)
-		d.quiet(t, 700*time.Millisecond)
+		c.fenceResendWS(t, d, "alice")
 	})
 }
 
 func TestSinceReplayClampAndGap(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, func(cfg *config.Config) { cfg.Stream.MaxMsgsPerUser = 5 })
 		e := newEdge(t, c)
@@ -193,6 +198,7 @@ func TestSinceReplayClampAndGap(t *testing.T) {
 }
 
 func TestResumeOnAnotherEdge(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, nil)
 		e1, e2 := newEdge(t, c), newEdge(t, c)
@@ -218,6 +224,7 @@ func TestResumeOnAnotherEdge(t *testing.T) {
 }
 
 func TestRawPayloadDeliveredAsText(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, nil)
 		e := newEdge(t, c)
@@ -235,6 +242,7 @@ func TestRawPayloadDeliveredAsText(t *testing.T) {
 }
 
 func TestNewDeviceBacklog(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, func(cfg *config.Config) { cfg.Edge.NewDeviceBacklog = 3 })
 		e := newEdge(t, c)
@@ -258,6 +266,7 @@ func TestNewDeviceBacklog(t *testing.T) {
 // imitate the server's (Nats-Sequence, Nats-Time-Stamp): the server's own
 // values must win, live and from the backlog.
 func TestForgedStreamHeaders(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, nil)
 		e := newEdge(t, c)

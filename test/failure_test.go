@@ -44,7 +44,7 @@ const failureProducerKey = "failure-test-producer-key-0123456789"
 // connection, no close frames) mid-stream; its devices reconnect to the
 // other edge with since = the last seq they saw.
 func TestFailureEdgeKilled(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, engine string) {
+	forEachEngineSerial(t, func(t *testing.T, engine string) {
 		runFailure(t, engine, func(t *testing.T, r *rig) {
 			r.waitDelivered(t, 0, 20)
 			r.edges[0].kill()
@@ -75,7 +75,7 @@ func TestFailureEdgeKilled(t *testing.T) {
 // section says to run clusters with the live engine;
 // -consumer-cluster-failures runs it.
 func TestFailureNATSServers(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, engine string) {
+	forEachEngineSerial(t, func(t *testing.T, engine string) {
 		if engine == config.DeliveryConsumer && !*consumerClusterFailures {
 			t.Skip("consumer engine can stall after a quorum loss of an R3 stream; -consumer-cluster-failures runs it")
 		}
@@ -143,7 +143,7 @@ func natsFailures(t *testing.T, r *rig) {
 // requests lose their answer) on the same address; producers retry every
 // failed or unanswered request with the same Idempotency-Key.
 func TestFailureIngestRestart(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, engine string) {
+	forEachEngineSerial(t, func(t *testing.T, engine string) {
 		runFailure(t, engine, func(t *testing.T, r *rig) {
 			for i := range r.ingests {
 				r.ingests[i].stop()

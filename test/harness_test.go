@@ -40,8 +40,20 @@ type cluster struct {
 // engines are the delivery engines every end-to-end test runs against.
 var engines = []string{config.DeliveryConsumer, config.DeliveryLive}
 
-// forEachEngine runs f as one subtest per delivery engine.
+// forEachEngine runs f as one parallel subtest per delivery engine.
 func forEachEngine(t *testing.T, f func(t *testing.T, engine string)) {
+	t.Helper()
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			f(t, engine)
+		})
+	}
+}
+
+// forEachEngineSerial runs f as one subtest per delivery engine, one after
+// the other: for tests that check the goroutines of the whole process.
+func forEachEngineSerial(t *testing.T, f func(t *testing.T, engine string)) {
 	t.Helper()
 	for _, engine := range engines {
 		t.Run(engine, func(t *testing.T) { f(t, engine) })

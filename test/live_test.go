@@ -30,6 +30,7 @@ import (
 // after the reconnect finds them. The device stays connected and receives
 // every message once, in order.
 func TestLiveServerRestartLosesNothing(t *testing.T) {
+	t.Parallel()
 	opts := streamstest.Options(t.TempDir())
 	srv := streamstest.Start(t, opts)
 	// Acks are late while the test restarts the server; no resend noise.
@@ -131,7 +132,7 @@ func TestLiveServerRestartLosesNothing(t *testing.T) {
 	if !slices.Equal(got, published) {
 		t.Fatalf("received %d messages, published %d; first difference at %d", len(got), len(published), firstDiff(got, published))
 	}
-	d.quiet(t, 200*time.Millisecond)
+	c.fenceWS(t, d, "alice")
 }
 
 func firstDiff(a, b []uint64) int {
@@ -148,6 +149,7 @@ func firstDiff(a, b []uint64) int {
 // messages, and reconnects all 1000 at once: each must receive exactly what
 // it had not acked, in order, then synced.
 func TestLiveThousandDevicesResume(t *testing.T) {
+	t.Parallel()
 	const (
 		users   = 250
 		before  = 6

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Every way a client names a position (an ack frame, POST /v1/ack, since,
@@ -45,7 +44,7 @@ func checkBeyondEnd(t *testing.T, engine, path string, before int, over uint64) 
 		// The edge keeps no session of the device, so POST /v1/ack goes
 		// to the stored position, and the session's own final position
 		// write is done before it.
-		waitUntil(t, 10*time.Second, func() bool { return gaugeSum(t, e.reg, "herald_edge_connections") == 0 })
+		waitUntil(t, 10*time.Second, func() bool { return e.srv.Connections() == 0 })
 		if path == "post-ack" {
 			if status, code := postAck(t, e.url, mint(t, user, device), ackBody(device, over)); status != http.StatusNoContent {
 				t.Fatalf("POST /v1/ack = %d %s", status, code)
@@ -91,24 +90,6 @@ func publishN(t *testing.T, c *cluster, user string, n int) []uint64 {
 		out = append(out, c.publish(t, user, fmt.Sprintf("new%d", i)))
 	}
 	return out
-}
-
-// gaugeSum is the sum of every series of the gauge name in reg.
-func gaugeSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			for _, m := range mf.GetMetric() {
-				sum += m.GetGauge().GetValue()
-			}
-		}
-	}
-	return sum
 }
 
 func TestPositionBeyondEndIsClamped(t *testing.T) {

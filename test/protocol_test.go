@@ -22,6 +22,7 @@ func hs256(t *testing.T, claims jwt.MapClaims, secret string) string {
 }
 
 func TestRejectedBeforeUpgrade(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, nil)
 		e := newEdge(t, c)
@@ -71,6 +72,7 @@ func TestRejectedBeforeUpgrade(t *testing.T) {
 }
 
 func TestJunkFramesGetErrorFrames(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, nil)
 		e := newEdge(t, c)
@@ -93,6 +95,7 @@ func TestJunkFramesGetErrorFrames(t *testing.T) {
 }
 
 func TestOversizedFrameCloses1009(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, nil)
 		e := newEdge(t, c)
@@ -112,6 +115,7 @@ func TestOversizedFrameCloses1009(t *testing.T) {
 }
 
 func TestTokenExpiryCloses4001(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, nil)
 		e := newEdge(t, c)
@@ -134,6 +138,7 @@ func TestTokenExpiryCloses4001(t *testing.T) {
 }
 
 func TestTooManyConnectionsCloses4009(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, func(cfg *config.Config) { cfg.Edge.MaxConnsPerUser = 2 })
 		e := newEdge(t, c)
@@ -160,6 +165,7 @@ func TestTooManyConnectionsCloses4009(t *testing.T) {
 }
 
 func TestShutdownCloses1001AndKeepsPosition(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, nil)
 		e := newEdge(t, c)

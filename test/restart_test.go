@@ -30,6 +30,7 @@ func startOwnedEdge(t *testing.T, c *cluster) *edgeNode {
 // since the device receives exactly the messages after N, those published
 // while no edge ran included.
 func TestGracefulRestartKeepsPosition(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, config.DeliveryLive, func(cfg *config.Config) { cfg.Edge.AckWait = time.Minute })
 	e1 := startOwnedEdge(t, c)
 	d := dialSynced(t, e1.url, "alice", "phone", "since=0")
@@ -77,13 +78,14 @@ func TestGracefulRestartKeepsPosition(t *testing.T) {
 			t.Fatalf("after the restart got %v, want %v", got, want)
 		}
 	}
-	d2.quiet(t, 300*time.Millisecond)
+	c.fenceWS(t, d2, "alice")
 }
 
 // TestEdgeLimits: the connection limit of an edge (503 unavailable), the
 // per-IP connect rate (429 rate_limited with Retry-After) and the origin
 // check (403 forbidden) refuse before the upgrade, and count as rejections.
 func TestEdgeLimits(t *testing.T) {
+	t.Parallel()
 	t.Run("max_conns", func(t *testing.T) {
 		c := newCluster(t, config.DeliveryLive, func(cfg *config.Config) { cfg.Edge.MaxConns = 1 })
 		e := newEdge(t, c)
@@ -176,6 +178,7 @@ func wantReject(t *testing.T, resp *http.Response, err error, status int, code s
 // TestShutdownClosesEverySessionInBatches: more sessions than one shutdown
 // batch all get 1001, and Shutdown returns once every one has ended.
 func TestShutdownClosesEverySessionInBatches(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, config.DeliveryLive, nil)
 	e := startOwnedEdge(t, c)
 	var ds []*wsClient

@@ -337,6 +337,7 @@ func ackBody(device string, seq uint64) string {
 }
 
 func TestSSEParser(t *testing.T) {
+	t.Parallel()
 	in := ": ping\n\nevent: welcome\ndata: {\"a\":1}\n\nid: 7\r\ndata: x\r\n: between\r\ndata:y\r\n\r\nid: 8\rdata: z\r\rdata: no end"
 	p := newSSEParser(strings.NewReader(in))
 	want := []sseEvent{

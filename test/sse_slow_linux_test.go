@@ -14,6 +14,7 @@ import (
 // closed as a slow consumer once a write misses the write timeout; a
 // reading device of another user keeps getting its messages.
 func TestSSEStuckClientClosedAlone(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, func(cfg *config.Config) { cfg.Edge.WriteTimeout = 300 * time.Millisecond })
 		e := newEdge(t, c)

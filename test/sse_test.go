@@ -16,6 +16,7 @@ import (
 )
 
 func TestSSEDeliveryInOrder(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, nil)
 		e := newEdge(t, c)
@@ -45,7 +46,7 @@ func TestSSEDeliveryInOrder(t *testing.T) {
 				t.Fatalf("message %+v", f)
 			}
 		}
-		bob.quiet(t, 300*time.Millisecond)
+		c.fenceSSE(t, bob, "bob")
 		if n := e.srv.Connections(); n != 2 {
 			t.Fatalf("connections = %d, want 2", n)
 		}
@@ -56,6 +57,7 @@ func TestSSEDeliveryInOrder(t *testing.T) {
 // reconnects to the same URL with the header) and acts as since does: it
 // positions the device, so a later connect without it resumes there.
 func TestSSELastEventIDResumes(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, nil)
 		e := newEdge(t, c)
@@ -85,7 +87,7 @@ func TestSSELastEventIDResumes(t *testing.T) {
 			t.Fatalf("resumed %v, want %v", seqs(got), want[3:])
 		}
 		d.expect(t, "synced")
-		d.quiet(t, 200*time.Millisecond)
+		c.fenceSSE(t, d, "alice")
 		d.Close()
 
 		// Last-Event-ID acked everything up to want[2]; want[3:] were
@@ -102,6 +104,7 @@ func TestSSELastEventIDResumes(t *testing.T) {
 }
 
 func TestSSEAckEndpoint(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, nil)
 		e := newEdge(t, c)
@@ -146,7 +149,7 @@ func TestSSEAckEndpoint(t *testing.T) {
 		if s := d.expect(t, "synced"); s.Seq != want[3] {
 			t.Fatalf("synced = %d, want %d", s.Seq, want[3])
 		}
-		d.quiet(t, 300*time.Millisecond)
+		c.fenceSSE(t, d, "alice")
 		// And through another edge, which has no stream of the device.
 		next := c.publish(t, "alice", "later")
 		if got := d.messages(t, 1); got[0].Seq != next {
@@ -161,6 +164,7 @@ func TestSSEAckEndpoint(t *testing.T) {
 }
 
 func TestSSEAckEndpointErrors(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, config.DeliveryLive, nil)
 	e := newEdge(t, c)
 	d := openSSE(t, e.url, "alice", "phone", "", nil)
@@ -196,6 +200,7 @@ func TestSSEAckEndpointErrors(t *testing.T) {
 // the same stream after the ack wait, with the same id; POST /v1/ack stops
 // that.
 func TestSSEResendAndAck(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, func(cfg *config.Config) { cfg.Edge.AckWait = 300 * time.Millisecond })
 		e := newEdge(t, c)
@@ -210,13 +215,14 @@ func TestSSEResendAndAck(t *testing.T) {
 			t.Fatalf("ack = %d %s", st, code)
 		}
 		waitAckFloor(t, c, "alice", "phone", seq)
-		d.quiet(t, 700*time.Millisecond)
+		c.fenceResendSSE(t, d, "alice")
 	})
 }
 
 // TestSSEAutoAck: with ack=auto the stream acks what it wrote: no resends,
 // and a reconnect resumes after the last written message.
 func TestSSEAutoAck(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, func(cfg *config.Config) { cfg.Edge.AckWait = 300 * time.Millisecond })
 		e := newEdge(t, c)
@@ -239,6 +245,7 @@ func TestSSEAutoAck(t *testing.T) {
 }
 
 func TestSSERejections(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, config.DeliveryLive, func(cfg *config.Config) { cfg.Edge.MaxConnsPerUser = 1 })
 	e := newEdge(t, c)
 	for _, tc := range []struct {
@@ -292,6 +299,7 @@ func expired(t *testing.T, user string) string {
 }
 
 func TestSSEKeepalive(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, config.DeliveryLive, func(cfg *config.Config) { cfg.Edge.PingInterval = 50 * time.Millisecond })
 	e := newEdge(t, c)
 	d := openSSE(t, e.url, "alice", "phone", "", nil)
@@ -305,6 +313,7 @@ func TestSSEKeepalive(t *testing.T) {
 // TestSSEShutdown: the edge's Shutdown ends every stream, after an error
 // event saying why, and leaves no SSE goroutine behind.
 func TestSSEShutdown(t *testing.T) {
+	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, nil)
 		e := newEdge(t, c)
@@ -345,6 +354,7 @@ func sseGoroutines() string {
 // TestSSEBrowserOrigins: a page from an allowed origin may read the stream
 // and POST acks (with a CORS preflight); any other origin is refused.
 func TestSSEBrowserOrigins(t *testing.T) {
+	t.Parallel()
 	const app = "https://app.example"
 	c := newCluster(t, config.DeliveryLive, func(cfg *config.Config) { cfg.Edge.AllowedOrigins = []string{app} })
 	e := newEdge(t, c)

@@ -57,6 +57,7 @@ func checkFanout(t *testing.T, f *bench.FanoutResult, messages, devices int) {
 }
 
 func TestBenchFanout(t *testing.T) {
+	t.Parallel()
 	small := []string{"--users", "3", "--devices", "2", "--messages", "60", "--producers", "4"}
 	for _, tc := range []struct {
 		name string
@@ -77,6 +78,7 @@ func TestBenchFanout(t *testing.T) {
 }
 
 func TestBenchSlow(t *testing.T) {
+	t.Parallel()
 	// 100 messages of 60 KB to the stuck device's user outgrow the socket
 	// buffers (loopback TCP autotunes them up to 4 MiB); a
 	// short write timeout makes the edge close it within the run.
@@ -96,6 +98,7 @@ func TestBenchSlow(t *testing.T) {
 }
 
 func TestBenchConnections(t *testing.T) {
+	t.Parallel()
 	res := runBenchJSON(t, "connections", "--connections", "40", "--settle", "50ms")
 	c := res.Connections
 	if c == nil {
@@ -113,6 +116,7 @@ func TestBenchConnections(t *testing.T) {
 }
 
 func TestBenchResume(t *testing.T) {
+	t.Parallel()
 	res := runBenchJSON(t, "resume", "--users", "5", "--devices", "2", "--per-user", "6", "--producers", "4")
 	r := res.Resume
 	if r == nil {
@@ -132,6 +136,7 @@ func TestBenchResume(t *testing.T) {
 // TestBenchSpawn runs fanout against a spawned herald serve (this test
 // binary, standing in for herald), over HTTP and over NATS.
 func TestBenchSpawn(t *testing.T) {
+	t.Parallel()
 	environ := append(os.Environ(), asHerald+"=1")
 	for _, extra := range [][]string{nil, {"--nats"}} {
 		args := append([]string{"fanout", "--spawn", "--users", "3", "--devices", "2", "--messages", "60", "--producers", "4"}, extra...)
@@ -146,6 +151,7 @@ func TestBenchSpawn(t *testing.T) {
 // TestBenchSpawnFails checks that a serve that exits before its banner is
 // an error of the bench, not a panic.
 func TestBenchSpawnFails(t *testing.T) {
+	t.Parallel()
 	environ := append(os.Environ(), asHerald+"=fail")
 	_, _, err := runCmd(t, environ, "bench", "fanout", "--spawn")
 	if err == nil || !strings.Contains(err.Error(), "exited before printing its banner") {
@@ -154,6 +160,7 @@ func TestBenchSpawnFails(t *testing.T) {
 }
 
 func TestBenchErrors(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{
 		{"bench", "fanout", "--url", "http://127.0.0.1:1", "--spawn"},
 		{"bench", "fanout", "--pid", "x"},

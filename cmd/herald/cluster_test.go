@@ -18,6 +18,7 @@ import (
 // brings them back (it succeeds), and checks `herald doctor` against the
 // healthy cluster, then with one server stopped.
 func TestStreamsApplyWaitsForClusterThenDoctor(t *testing.T) {
+	t.Parallel()
 	servers, opts := streamstest.StartCluster(t, 3)
 	url := streamstest.ClusterURL(servers)
 	for _, s := range servers[1:] {

@@ -24,6 +24,7 @@ func writeFile(t *testing.T, name, content string) string {
 // TestConfigPrecedence checks YAML file < environment < flags through real
 // commands: --set (subject's prefix) and a named flag (token's data dir).
 func TestConfigPrecedence(t *testing.T) {
+	t.Parallel()
 	yml := writeFile(t, "herald.yaml", "stream:\n  prefix: fromyaml\n")
 	env := []string{"HERALD_STREAM_PREFIX=fromenv", "PATH=/usr/bin"}
 	cases := []struct {
@@ -88,6 +89,7 @@ func TestConfigPrecedence(t *testing.T) {
 }
 
 func TestBadConfig(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name    string
 		environ []string
@@ -118,6 +120,7 @@ func TestBadConfig(t *testing.T) {
 }
 
 func TestSubject(t *testing.T) {
+	t.Parallel()
 	user := "a.b*c>d"
 	tok := "~" + base64.RawURLEncoding.EncodeToString([]byte(user))
 	out, _, err := runCmd(t, nil, "subject", user)
@@ -146,6 +149,7 @@ func TestSubject(t *testing.T) {
 }
 
 func TestToken(t *testing.T) {
+	t.Parallel()
 	const secret = "token-test-secret-0123456789"
 	out, _, err := runCmd(t, []string{"HERALD_JWT_SECRET=" + secret}, "token", "--user", "alice", "--device", "laptop", "--ttl", "1h")
 	if err != nil {
@@ -188,6 +192,7 @@ func TestToken(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
+	t.Parallel()
 	out, _, err := runCmd(t, nil, "version")
 	if err != nil || !strings.HasPrefix(out, "herald dev") {
 		t.Fatalf("version = %q, %v", out, err)

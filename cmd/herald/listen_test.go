@@ -350,6 +350,7 @@ func TestListenStopsWhenUnauthorized(t *testing.T) {
 }
 
 func TestListenCommandValidates(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		args []string
 		want string
@@ -368,6 +369,7 @@ func TestListenCommandValidates(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
+	t.Parallel()
 	for attempt := 0; attempt < 40; attempt++ {
 		d := backoff(attempt, 100*time.Millisecond, 30*time.Second)
 		ceil := min(100*time.Millisecond<<min(attempt, 20), 30*time.Second)
@@ -378,6 +380,7 @@ func TestBackoff(t *testing.T) {
 }
 
 func TestDefaultStatePath(t *testing.T) {
+	t.Parallel()
 	if got := defaultStatePath("alice", "laptop"); got != ".herald-listen-alice-laptop.json" {
 		t.Errorf("defaultStatePath = %q", got)
 	}

@@ -95,6 +95,7 @@ func TestRolesAgainstExternalNATS(t *testing.T) {
 }
 
 func TestRolesNameMissingAuth(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		cmd  string
 		want string
@@ -113,6 +114,7 @@ func TestRolesNameMissingAuth(t *testing.T) {
 }
 
 func TestStreamsInfoMissingStream(t *testing.T) {
+	t.Parallel()
 	srv := streamstest.RunServer(t)
 	start := time.Now()
 	_, _, err := runCmd(t, nil, "streams", "info", "--nats-url", srv.ClientURL(), "--wait", "20s")
@@ -125,6 +127,7 @@ func TestStreamsInfoMissingStream(t *testing.T) {
 }
 
 func TestStreamsWaitGivesUp(t *testing.T) {
+	t.Parallel()
 	_, _, err := runCmd(t, nil, "streams", "apply", "--nats-url", "nats://127.0.0.1:1", "--wait", "300ms")
 	if err == nil || !strings.Contains(err.Error(), "--wait 300ms") {
 		t.Fatalf("streams apply against nothing: %v", err)

@@ -258,6 +258,7 @@ const (
 // TestBenchChild is a process of BenchmarkScale: a NATS server, or an
 // edge configured from HERALD_* variables. It skips unless started by it.
 func TestBenchChild(t *testing.T) {
+	t.Parallel()
 	role := os.Getenv(childRoleEnv)
 	switch role {
 	case "":

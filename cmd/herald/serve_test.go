@@ -194,6 +194,7 @@ func TestServeEndToEnd(t *testing.T) {
 // has a device receive, over a real WebSocket, a message published with
 // the banner's credentials.
 func TestServeDeliversWithEachEngine(t *testing.T) {
+	t.Parallel()
 	for _, engine := range []string{config.DeliveryLive, config.DeliveryConsumer} {
 		t.Run(engine, func(t *testing.T) {
 			dir := t.TempDir()
@@ -239,6 +240,7 @@ func TestServeDeliversWithEachEngine(t *testing.T) {
 }
 
 func TestServeListenError(t *testing.T) {
+	t.Parallel()
 	p := startCmd(t, nil, "serve", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--nats-listen", "off")
 	_, _, err := runCmd(t, nil, "serve", "--data-dir", t.TempDir(), "--listen", p.addr, "--nats-listen", "off")
 	if err == nil || !strings.Contains(err.Error(), "cmd: listen") {
@@ -247,6 +249,7 @@ func TestServeListenError(t *testing.T) {
 }
 
 func TestBanner(t *testing.T) {
+	t.Parallel()
 	cases := []struct{ listen, want string }{
 		{":8080", "http://127.0.0.1:8080/v1/users/alice/messages"},
 		{"0.0.0.0:9000", "http://127.0.0.1:9000/"},

@@ -123,6 +123,7 @@ func TestTLS(t *testing.T) {
 
 // TestTLSBadFiles: a missing certificate is an error at start.
 func TestTLSBadFiles(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	env := []string{"HERALD_PRODUCER_KEYS=" + hostileKey, "HERALD_JWT_SECRET=" + hostileJWT}
 	_, _, err := runCmd(t, env, "serve", "--data-dir", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0", "--nats-listen", "off", "--tls-cert", filepath.Join(dir, "none.pem"), "--tls-key", filepath.Join(dir, "none.key"))

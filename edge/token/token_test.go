@@ -166,6 +166,7 @@ func newVerifiers(t *testing.T) verifiers {
 }
 
 func TestVerifyValid(t *testing.T) {
+	t.Parallel()
 	k := testKeys()
 	vs := newVerifiers(t)
 	exp := testNow.Add(time.Hour)
@@ -220,6 +221,7 @@ func TestVerifyValid(t *testing.T) {
 }
 
 func TestVerifyInvalid(t *testing.T) {
+	t.Parallel()
 	k := testKeys()
 	vs := newVerifiers(t)
 	hs := jwt.SigningMethodHS256
@@ -350,6 +352,7 @@ func TestVerifyInvalid(t *testing.T) {
 // TestMaxLenBoundary checks that a valid token of exactly MaxLen bytes passes
 // and is not cut off by the length check.
 func TestMaxLenBoundary(t *testing.T) {
+	t.Parallel()
 	v := newVerifier(t, testSecret)
 	var tok string
 	// The payload is base64, so n bytes of padding take about 4n/3.
@@ -371,6 +374,7 @@ func TestMaxLenBoundary(t *testing.T) {
 // TestZeroVerifier checks that a Verifier not built by New rejects every
 // token, including an HS256 one keyed with the (empty) secret it holds.
 func TestZeroVerifier(t *testing.T) {
+	t.Parallel()
 	var v Verifier
 	for _, tok := range []string{
 		sign(t, jwt.SigningMethodHS256, []byte{}, claims(map[string]any{"exp": time.Now().Add(time.Hour).Unix()})),
@@ -384,6 +388,7 @@ func TestZeroVerifier(t *testing.T) {
 }
 
 func TestCheckDevice(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name        string
 		bound, conn string
@@ -409,6 +414,7 @@ func TestCheckDevice(t *testing.T) {
 
 // TestVerifyThenCheckDevice runs the edge's two steps on real tokens.
 func TestVerifyThenCheckDevice(t *testing.T) {
+	t.Parallel()
 	k := testKeys()
 	v := newVerifier(t, "", pemOf(t, k.ec.Public()))
 	bound, err := v.Verify(sign(t, jwt.SigningMethodES256, k.ec, claims(map[string]any{"dev": "phone-1"})))
@@ -431,6 +437,7 @@ func TestVerifyThenCheckDevice(t *testing.T) {
 }
 
 func TestFromRequest(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		header []string // Authorization values
@@ -483,6 +490,7 @@ func writeFile(t *testing.T, dir, name string, data []byte) string {
 }
 
 func TestNew(t *testing.T) {
+	t.Parallel()
 	k := testKeys()
 	dir := t.TempDir()
 	edFile := writeFile(t, dir, "ed.pem", pemOf(t, k.ed.Public()))
@@ -545,6 +553,7 @@ func TestNew(t *testing.T) {
 }
 
 func TestNewWithPEM(t *testing.T) {
+	t.Parallel()
 	k := testKeys()
 
 	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
@@ -650,6 +659,7 @@ func selfSigned(t *testing.T, key crypto.Signer) []byte {
 }
 
 func TestMint(t *testing.T) {
+	t.Parallel()
 	v, err := NewWithPEM(testSecret)
 	if err != nil {
 		t.Fatal(err)
@@ -711,6 +721,7 @@ func TestMint(t *testing.T) {
 }
 
 func TestMintErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name                 string
 		secret, user, device string
@@ -738,6 +749,7 @@ func TestMintErrors(t *testing.T) {
 // TestMintExpired checks that a ttl of zero or less mints a token Verify
 // rejects, as tests elsewhere rely on.
 func TestMintExpired(t *testing.T) {
+	t.Parallel()
 	v, err := NewWithPEM(testSecret)
 	if err != nil {
 		t.Fatal(err)
@@ -755,6 +767,7 @@ func TestMintExpired(t *testing.T) {
 
 // TestVerifyConcurrent shares one Verifier between goroutines (run with -race).
 func TestVerifyConcurrent(t *testing.T) {
+	t.Parallel()
 	k := testKeys()
 	v := newVerifier(t, testSecret, pemOf(t, k.ed.Public()), pemOf(t, k.rs.Public()))
 	toks := []string{
