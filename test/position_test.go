@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"testing"
 	"time"
-
 )
 
 // Every way a client names a position (an ack frame, POST /v1/ack, since,
