@@ -1,15 +1,11 @@
 package edge
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/herald-push/herald/ingest/apierr"
 	"github.com/herald-push/herald/streams"
@@ -31,24 +27,6 @@ import (
 
 // ackBodyLimit bounds the body of POST /v1/ack.
 const ackBodyLimit = 4096
-
-// PositionAcker is what the ack endpoint needs of an engine for a device
-// without an open session on this edge. Both engines satisfy it.
-type PositionAcker interface {
-	// AckPosition moves the device's stored position to seq unless it is
-	// already there or later. It returns ErrNoPosition (wrapped) when the
-	// device has no position, ErrUnavailable when JetStream cannot be
-	// reached.
-	AckPosition(ctx context.Context, d Device, seq uint64) error
-}
-
-// ErrNoPosition is returned by AckPosition for an unknown device.
-var ErrNoPosition = errors.New("edge: device has no position")
-
-var (
-	_ PositionAcker = (*LiveEngine)(nil)
-	_ PositionAcker = (*ConsumerEngine)(nil)
-)
 
 // ackRequest is the body of POST /v1/ack.
 type ackRequest struct {
@@ -158,11 +136,7 @@ func (s *Server) ack(w http.ResponseWriter, r *http.Request) error {
 	if applied {
 		return nil
 	}
-	pa, ok := s.opts.Engine.(PositionAcker)
-	if !ok {
-		return apierr.New(apierr.NotFound, "the device is not connected to this edge")
-	}
-	switch err := pa.AckPosition(r.Context(), dev, req.Seq); {
+	switch err := s.opts.Engine.AckPosition(r.Context(), dev, req.Seq); {
 	case errors.Is(err, ErrNoPosition):
 		return apierr.Wrap(apierr.NotFound, err, "no position for this device: it never connected, or its state expired")
 	case errors.Is(err, ErrUnavailable):
@@ -186,97 +160,4 @@ func (s *Server) sessionsOf(d Device) []*session {
 		}
 	}
 	return out
-}
-
-// AckPosition advances the device's KV position to seq (compare and set;
-// a position already at or past seq is left alone). A seq beyond the
-// user's last stored message is clamped to it (SPEC §9): stored as given,
-// it would make the device skip the messages stored after the ack, up to
-// seq, without a gap.
-func (e *LiveEngine) AckPosition(ctx context.Context, d Device, seq uint64) error {
-	ctx, cancel := context.WithTimeout(ctx, e.timeout)
-	defer cancel()
-	s, kv, err := e.handles(ctx)
-	if err != nil {
-		return err
-	}
-	key := streams.DeviceKey(d.User, d.Device)
-	// The user's last message, read before the position: a message stored
-	// after this read has a higher seq than the clamp, so it is delivered.
-	// A replica that lags can only make the clamp lower (a resend, never a
-	// loss).
-	subject := e.subj.User(d.User)
-	var userLast uint64
-	switch last, err := newStoreReader(e.js, s).last(ctx, subject); {
-	case errors.Is(err, jetstream.ErrMsgNotFound):
-	case err != nil:
-		e.forget()
-		return unavailable("last message of "+subject, err)
-	default:
-		userLast = last.Sequence
-	}
-	seq = clampSince(seq, userLast)
-	for range 5 {
-		entry, err := kv.Get(ctx, key)
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-			return fmt.Errorf("edge: ack %s: %w", key, ErrNoPosition)
-		case err != nil:
-			e.forget()
-			return unavailable("position of "+key, err)
-		}
-		if pos, err := strconv.ParseUint(string(entry.Value()), 10, 64); err == nil && pos >= seq {
-			return nil
-		}
-		_, err = kv.Update(ctx, key, strconv.AppendUint(nil, seq, 10), entry.Revision())
-		switch {
-		case err == nil:
-			return nil
-		case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyExists):
-			continue // written meanwhile: look again
-		default:
-			e.forget()
-			return unavailable("ack position of "+key, err)
-		}
-	}
-	return unavailable("ack position of "+key, errors.New("too many concurrent writes"))
-}
-
-// AckPosition moves the device consumer's ack floor to seq (clamped to the
-// stream's last seq) by resetting it to seq+1, unless the floor is already
-// there. Messages after seq that the consumer had delivered are delivered
-// again.
-func (e *ConsumerEngine) AckPosition(ctx context.Context, d Device, seq uint64) error {
-	ctx, cancel := context.WithTimeout(ctx, e.timeout)
-	defer cancel()
-	s, err := e.handle(ctx)
-	if err != nil {
-		return err
-	}
-	name := ConsumerName(d.User, d.Device)
-	cons, err := s.Consumer(ctx, name)
-	switch {
-	case errors.Is(err, jetstream.ErrConsumerNotFound):
-		return fmt.Errorf("edge: ack %s: %w", name, ErrNoPosition)
-	case err != nil:
-		e.forget()
-		return unavailable("consumer info", err)
-	}
-	if cons.CachedInfo().AckFloor.Stream >= seq {
-		return nil
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		e.forget()
-		return unavailable("stream info", err)
-	}
-	seq = clampSince(seq, info.State.LastSeq)
-	if cons.CachedInfo().AckFloor.Stream >= seq {
-		return nil
-	}
-	if _, err := reset(ctx, s, name, seq+1); err != nil {
-		e.forget()
-		return err
-	}
-	return nil
 }

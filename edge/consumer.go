@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/streams"
@@ -33,7 +35,10 @@ type ConsumerEngine struct {
 	strm jetstream.Stream // cached handle, refreshed on error
 }
 
-var _ Engine = (*ConsumerEngine)(nil)
+var (
+	_ Engine = (*ConsumerEngine)(nil)
+	_ Feed   = (*consumerFeed)(nil)
+)
 
 // NewConsumerEngine returns a consumer engine over js.
 func NewConsumerEngine(js jetstream.JetStream, stream config.Stream, edge config.Edge, timeout time.Duration, log *slog.Logger) (*ConsumerEngine, error) {
@@ -48,6 +53,16 @@ func NewConsumerEngine(js jetstream.JetStream, stream config.Stream, edge config
 	}
 	return &ConsumerEngine{js: js, stream: stream, edge: edge, subj: streams.Subjects{Prefix: stream.Prefix}, timeout: timeout, log: log.With("component", "edge.consumer")}, nil
 }
+
+// Run blocks until ctx ends: the consumer engine has no background work
+// (JetStream keeps positions and redelivers).
+func (e *ConsumerEngine) Run(ctx context.Context) error {
+	<-ctx.Done()
+	return nil
+}
+
+// Collector returns nil: the consumer engine has no series of its own.
+func (e *ConsumerEngine) Collector() prometheus.Collector { return nil }
 
 // ConsumerName is the durable name of a device's consumer: a hash of the
 // user token and the device, so that it is a valid name of bounded length.
@@ -165,11 +180,55 @@ func (e *ConsumerEngine) open(ctx context.Context, s jetstream.Stream, d Device,
 	if err != nil {
 		return nil, unavailable("pull", err)
 	}
-	return &consumerFeed{
+	f := &consumerFeed{
 		start: st, it: it, store: store, subject: subject, timeout: e.timeout, window: e.edge.MaxInflight,
 		lastStream: first - 1,
 		inflight:   map[uint64]jetstream.Msg{},
-	}, nil
+		pulled:     make(chan pulledMsg, e.edge.MaxInflight+1),
+		stop:       make(chan struct{}),
+		pullDone:   make(chan struct{}),
+	}
+	go f.pull()
+	return f, nil
+}
+
+// AckPosition moves the device consumer's ack floor to seq (clamped to the
+// stream's last seq) by resetting it to seq+1, unless the floor is already
+// there. Messages after seq that the consumer had delivered are delivered
+// again.
+func (e *ConsumerEngine) AckPosition(ctx context.Context, d Device, seq uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	s, err := e.handle(ctx)
+	if err != nil {
+		return err
+	}
+	name := ConsumerName(d.User, d.Device)
+	cons, err := s.Consumer(ctx, name)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		return fmt.Errorf("edge: ack %s: %w", name, ErrNoPosition)
+	case err != nil:
+		e.forget()
+		return unavailable("consumer info", err)
+	}
+	if cons.CachedInfo().AckFloor.Stream >= seq {
+		return nil
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		e.forget()
+		return unavailable("stream info", err)
+	}
+	seq = clampSince(seq, info.State.LastSeq)
+	if cons.CachedInfo().AckFloor.Stream >= seq {
+		return nil
+	}
+	if _, err := reset(ctx, s, name, seq+1); err != nil {
+		e.forget()
+		return err
+	}
+	return nil
 }
 
 // clampSince keeps a since beyond the end of the stream at the end: a reset
@@ -237,7 +296,12 @@ func newDeviceStart(ctx context.Context, s jetstream.Stream, subject string, las
 	}
 }
 
-// consumerFeed is a Feed over one pull consumer.
+// consumerFeed is a Feed over one pull consumer. Its puller goroutine
+// (started by Open, stopped and waited for by Close) waits on the
+// consumer's message iterator and hands each message to Poll through a
+// channel that holds a window's worth: JetStream sends no more than
+// MaxAckPending (the window) unacked messages, so the puller never waits
+// long on it, and it waits on nothing else of the session's.
 //
 // Deliveries lost in transit: a pull response can be lost between the
 // server and this client (a NATS server restart, a route failover). The
@@ -255,7 +319,12 @@ type consumerFeed struct {
 	timeout time.Duration
 	window  int
 
-	// Next's goroutine only.
+	pulled   chan pulledMsg // from the puller to Poll
+	stop     chan struct{}  // closed by Close: the puller stops waiting to hand over
+	pullDone chan struct{}  // closed when the puller has returned
+	notify   atomic.Pointer[func()]
+
+	// Poll's goroutine only.
 	lastCons   uint64     // consumer sequence of the last message pulled; 0 before the first
 	lastStream uint64     // the highest stream seq delivered (or the start − 1)
 	fill       []Delivery // read from the store, to deliver before the next pulled message
@@ -265,61 +334,106 @@ type consumerFeed struct {
 	closed   bool
 }
 
+// pulledMsg is a message from the iterator, or the error that ended it.
+type pulledMsg struct {
+	m   jetstream.Msg
+	err error
+}
+
 func (f *consumerFeed) Start() Start { return f.start }
 
-func (f *consumerFeed) Next(ctx context.Context) (Delivery, error) {
+// Notify sets fn, called after each message the puller hands over.
+func (f *consumerFeed) Notify(fn func()) { f.notify.Store(&fn) }
+
+func (f *consumerFeed) signal() {
+	if fn := f.notify.Load(); fn != nil {
+		(*fn)()
+	}
+}
+
+// pull hands the iterator's messages to Poll until the iterator is
+// stopped (Close) or fails; a failure is handed over too, and ends it.
+func (f *consumerFeed) pull() {
+	defer close(f.pullDone)
+	for {
+		m, err := f.it.Next()
+		var p pulledMsg
+		switch {
+		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+			return
+		case errors.Is(err, nats.ErrNoHeartbeat), errors.Is(err, jetstream.ErrNoHeartbeat):
+			continue // the iterator re-pulls by itself
+		case err != nil:
+			p.err = fmt.Errorf("edge: next: %w", err)
+		default:
+			p.m = m
+		}
+		select {
+		case f.pulled <- p:
+		case <-f.stop:
+			return
+		}
+		f.signal()
+		if p.err != nil {
+			return
+		}
+	}
+}
+
+func (f *consumerFeed) Poll(ctx context.Context) (Delivery, bool, error) {
 	if len(f.fill) > 0 {
 		d := f.fill[0]
 		f.fill = f.fill[1:]
 		f.lastStream = max(f.lastStream, d.Seq)
-		return d, nil
+		return d, true, nil
 	}
-	for {
-		m, err := f.it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return Delivery{}, ErrFeedClosed
-			}
-			if ctx.Err() != nil {
-				return Delivery{}, ctx.Err()
-			}
-			if errors.Is(err, nats.ErrNoHeartbeat) || errors.Is(err, jetstream.ErrNoHeartbeat) {
-				continue // the iterator re-pulls by itself
-			}
-			return Delivery{}, fmt.Errorf("edge: next: %w", err)
-		}
-		md, err := m.Metadata()
-		if err != nil {
-			continue // not a JetStream message: cannot happen on a pull consumer
-		}
-		seq := md.Sequence.Stream
-		firstPull := f.lastCons == 0
-		skipped := firstPull || md.Sequence.Consumer > f.lastCons+1
-		if firstPull && f.start.From != 0 && seq <= f.start.From {
-			// The user's first message at or after the start, as Open
-			// found it: nothing of the user's can be before it.
-			skipped = false
-		}
-		f.lastCons = max(f.lastCons, md.Sequence.Consumer)
-		f.mu.Lock()
-		if !f.closed {
-			f.inflight[seq] = m
-		}
-		f.mu.Unlock()
-		d := Delivery{Seq: seq, Payload: m.Data(), Time: md.Timestamp, Redelivered: md.NumDelivered > 1}
-		if skipped && seq > f.lastStream+1 {
-			missing, err := f.readMissing(ctx, seq)
-			if err != nil {
-				return Delivery{}, err
-			}
-			if len(missing) > 0 {
-				f.fill = append(missing[1:], d)
-				d = missing[0]
-			}
-		}
-		f.lastStream = max(f.lastStream, d.Seq)
-		return d, nil
+	f.mu.Lock()
+	closed := f.closed
+	f.mu.Unlock()
+	if closed {
+		return Delivery{}, false, ErrFeedClosed
 	}
+	var p pulledMsg
+	select {
+	case p = <-f.pulled:
+	default:
+		return Delivery{}, false, nil
+	}
+	if p.err != nil {
+		return Delivery{}, false, p.err
+	}
+	m := p.m
+	md, err := m.Metadata()
+	if err != nil {
+		return Delivery{}, false, nil // not a JetStream message: cannot happen on a pull consumer
+	}
+	seq := md.Sequence.Stream
+	firstPull := f.lastCons == 0
+	skipped := firstPull || md.Sequence.Consumer > f.lastCons+1
+	if firstPull && f.start.From != 0 && seq <= f.start.From {
+		// The user's first message at or after the start, as Open
+		// found it: nothing of the user's can be before it.
+		skipped = false
+	}
+	f.lastCons = max(f.lastCons, md.Sequence.Consumer)
+	f.mu.Lock()
+	if !f.closed {
+		f.inflight[seq] = m
+	}
+	f.mu.Unlock()
+	d := Delivery{Seq: seq, Payload: m.Data(), Time: md.Timestamp, Redelivered: md.NumDelivered > 1}
+	if skipped && seq > f.lastStream+1 {
+		missing, err := f.readMissing(ctx, seq)
+		if err != nil {
+			return Delivery{}, false, err
+		}
+		if len(missing) > 0 {
+			f.fill = append(missing[1:], d)
+			d = missing[0]
+		}
+	}
+	f.lastStream = max(f.lastStream, d.Seq)
+	return d, true, nil
 }
 
 // readMissing returns the user's stored messages after lastStream and
@@ -371,6 +485,7 @@ func (f *consumerFeed) Ack(ctx context.Context, seq uint64) error {
 	return nil
 }
 
+// Close stops the iterator and waits for the puller to return.
 func (f *consumerFeed) Close() error {
 	f.mu.Lock()
 	if f.closed {
@@ -380,6 +495,8 @@ func (f *consumerFeed) Close() error {
 	f.closed = true
 	f.inflight = nil
 	f.mu.Unlock()
+	close(f.stop)
 	f.it.Stop()
+	<-f.pullDone
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Device names one device of one user.
@@ -48,12 +49,21 @@ type Delivery struct {
 	frame *sharedFrame // the encoded frame, shared by the deliveries of one live message; nil: encode it
 }
 
-// Feed is one device's stream of messages. Next and Ack may be called from
-// different goroutines; Close stops the feed, keeps the device's acked
-// position, and makes a pending Next return.
+// Feed is one device's stream of messages, drained without a goroutine
+// waiting on it: the session's pump calls Poll while it returns messages,
+// and the feed calls the function given to Notify when Poll may have
+// something new. Poll is called by one goroutine at a time; Ack may be
+// called concurrently with it; Close stops the feed, keeps the device's
+// acked position, and makes later Polls return ErrFeedClosed.
 type Feed interface {
 	Start() Start
-	Next(ctx context.Context) (Delivery, error)
+	// Poll returns the next delivery if one is ready, ok false if none
+	// is. It may read the store, but never waits for a new message.
+	Poll(ctx context.Context) (d Delivery, ok bool, err error)
+	// Notify sets fn, which the feed calls (without blocking, from any
+	// goroutine) whenever Poll may have something new: a message, a freed
+	// window slot, a resend that is due. Set before the first Poll.
+	Notify(fn func())
 	// Ack acknowledges seq and every earlier message (cumulative). It is
 	// called on the reader of a device's socket: any I/O it does must be
 	// bounded by the feed itself.
@@ -61,16 +71,32 @@ type Feed interface {
 	Close() error
 }
 
-// Engine opens feeds. Open must return ErrUnavailable (wrapped) when
-// JetStream cannot be reached, so the caller can answer 503.
+// Engine is a delivery engine (SPEC §1): it opens device feeds and keeps
+// device positions. Both engines, live and consumer, implement all of it.
 type Engine interface {
+	// Open positions the device's feed (p, else its stored position)
+	// and returns it. It returns ErrUnavailable (wrapped) when JetStream
+	// cannot be reached, so that the caller can answer 503.
 	Open(ctx context.Context, d Device, p Position) (Feed, error)
+	// AckPosition moves the stored position of a device that has no
+	// open feed on this edge to seq (clamped to the user's last message)
+	// unless it is already there or later. It returns ErrNoPosition
+	// (wrapped) when the device has no position, ErrUnavailable when
+	// JetStream cannot be reached.
+	AckPosition(ctx context.Context, d Device, seq uint64) error
+	// Run does the engine's background work until ctx ends. Feeds opened
+	// before it starts work; once it has returned, Open may refuse.
+	Run(ctx context.Context) error
+	// Collector returns the engine's own metric series (nil: none), which
+	// the edge server registers with its own.
+	Collector() prometheus.Collector
 }
 
 // Sentinel errors of engines.
 var (
 	ErrUnavailable = errors.New("edge: jetstream unavailable")
 	ErrFeedClosed  = errors.New("edge: feed closed")
+	ErrNoPosition  = errors.New("edge: device has no position")
 )
 
 // locate computes the Start of a feed whose first position is first, for a

@@ -13,6 +13,31 @@ import (
 
 // Server → client frames (SPEC §6).
 
+// frameKind is the kind of a server frame, given to the transport with the
+// encoded frame, so that SSE names its event without parsing the frame.
+type frameKind uint8
+
+const (
+	kindWelcome frameKind = iota
+	kindMessage
+	kindSynced
+	kindError
+)
+
+// event is the SSE event name of k; message events have none (the
+// EventSource default, "message").
+func (k frameKind) event() string {
+	switch k {
+	case kindWelcome:
+		return "welcome"
+	case kindSynced:
+		return "synced"
+	case kindError:
+		return "error"
+	}
+	return ""
+}
+
 type welcomeFrame struct {
 	Type   string  `json:"type"`
 	User   string  `json:"user"`

@@ -346,6 +346,60 @@ func (e *LiveEngine) open(ctx context.Context, s jetstream.Stream, kv jetstream.
 	return f, nil
 }
 
+// AckPosition advances the device's KV position to seq (compare and set;
+// a position already at or past seq is left alone). A seq beyond the
+// user's last stored message is clamped to it (SPEC §9): stored as given,
+// it would make the device skip the messages stored after the ack, up to
+// seq, without a gap.
+func (e *LiveEngine) AckPosition(ctx context.Context, d Device, seq uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	s, kv, err := e.handles(ctx)
+	if err != nil {
+		return err
+	}
+	key := streams.DeviceKey(d.User, d.Device)
+	// The user's last message, read before the position: a message stored
+	// after this read has a higher seq than the clamp, so it is delivered.
+	// A replica that lags can only make the clamp lower (a resend, never a
+	// loss).
+	subject := e.subj.User(d.User)
+	var userLast uint64
+	switch last, err := newStoreReader(e.js, s).last(ctx, subject); {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+	case err != nil:
+		e.forget()
+		return unavailable("last message of "+subject, err)
+	default:
+		userLast = last.Sequence
+	}
+	seq = clampSince(seq, userLast)
+	for range 5 {
+		entry, err := kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			return fmt.Errorf("edge: ack %s: %w", key, ErrNoPosition)
+		case err != nil:
+			e.forget()
+			return unavailable("position of "+key, err)
+		}
+		if pos, err := strconv.ParseUint(string(entry.Value()), 10, 64); err == nil && pos >= seq {
+			return nil
+		}
+		_, err = kv.Update(ctx, key, strconv.AppendUint(nil, seq, 10), entry.Revision())
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyExists):
+			continue // written meanwhile: look again
+		default:
+			e.forget()
+			return unavailable("ack position of "+key, err)
+		}
+	}
+	return unavailable("ack position of "+key, errors.New("too many concurrent writes"))
+}
+
 // touchAfter is the age after which an unchanged position is rewritten.
 func touchAfter(ttl time.Duration) time.Duration {
 	return min(ttl/4, 24*time.Hour)

@@ -84,7 +84,7 @@ type inflightMsg struct {
 	deadline time.Time
 }
 
-var _ readyFeed = (*liveFeed)(nil)
+var _ Feed = (*liveFeed)(nil)
 
 // newLiveFeed returns a feed positioned at the start of the stream;
 // position places it before Open returns it.

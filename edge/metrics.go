@@ -1,6 +1,10 @@
 package edge
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // metrics are the edge's Prometheus series; registered on the injected
 // registerer, never on a global one.
@@ -17,7 +21,9 @@ type metrics struct {
 	closeBy [CloseClientGone + 1]prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, engine string) *metrics {
+// newMetrics makes the edge's series and registers them, and extra (the
+// engine's own, when not nil), on reg (nil: no registration).
+func newMetrics(reg prometheus.Registerer, engine string, extra ...prometheus.Collector) (*metrics, error) {
 	m := &metrics{
 		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "herald_edge_connections", Help: "Connected devices.",
@@ -48,9 +54,16 @@ func newMetrics(reg prometheus.Registerer, engine string) *metrics {
 		"sse": m.connections.WithLabelValues(engine, "sse"),
 	}
 	if reg != nil {
-		reg.MustRegister(m.connections, m.deliveries, m.redeliveries, m.acks, m.closes, m.rejects)
+		for _, c := range append([]prometheus.Collector{m.connections, m.deliveries, m.redeliveries, m.acks, m.closes, m.rejects}, extra...) {
+			if c == nil {
+				continue
+			}
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("edge: register metrics: %w", err)
+			}
+		}
 	}
-	return m
+	return m, nil
 }
 
 // closed counts a session closed for r.

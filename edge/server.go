@@ -73,11 +73,15 @@ func New(opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	m, err := newMetrics(opts.Registerer, opts.Edge.Delivery, opts.Engine.Collector())
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		opts:    opts,
 		log:     opts.Logger.With("component", "edge"),
-		metrics: newMetrics(opts.Registerer, opts.Edge.Delivery),
+		metrics: m,
 		up: websocket.Upgrader{
 			HandshakeTimeout: 10 * time.Second,
 			// Client frames are acks of a few dozen bytes: a 256 B read
@@ -232,15 +236,15 @@ func (s *Server) overUserLimit(user string) bool {
 	return max > 0 && s.userConns(user) > max
 }
 
-// serveSession runs an admitted session over out, a transport's sink: it
+// serveSession runs an admitted session over out, its transport: it
 // counts the connection, sends the welcome, calls run (the transport's
 // loop) until the session has ended, then closes the feed, which keeps
 // the device's position, and counts the close.
-func (s *Server) serveSession(ss *session, out sink, transport string, run func()) {
-	conns := s.metrics.conns[transport]
+func (s *Server) serveSession(ss *session, out transport, name string, run func()) {
+	conns := s.metrics.conns[name]
 	conns.Inc()
 	defer conns.Dec()
-	if !out.enqueue(encodeWelcome(ss.dev, ss.start)) {
+	if !out.write(kindWelcome, 0, encodeWelcome(ss.dev, ss.start)) {
 		ss.close(CloseSlow)
 	}
 	run()
@@ -248,7 +252,7 @@ func (s *Server) serveSession(ss *session, out sink, transport string, run func(
 	reason := ss.closeReason()
 	s.metrics.closed(reason)
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
-		ss.log().Debug("session closed", "transport", transport, "reason", reason.Text())
+		ss.log().Debug("session closed", "transport", name, "reason", reason.Text())
 	}
 }
 

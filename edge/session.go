@@ -10,29 +10,23 @@ import (
 	"github.com/herald-push/herald/streams"
 )
 
-// sink is the transport side of a session: it takes encoded frames in
-// order, on the pump's goroutine (or the reader's, for error frames).
-type sink interface {
-	// enqueue queues or writes a frame; false when the session cannot take
-	// it (a full queue, a failed write, the session ended).
-	enqueue(frame []byte) bool
-}
-
-// messageSink is a sink that labels message frames with their seq (the SSE
-// transport writes it as the event id).
-type messageSink interface {
-	enqueueMessage(seq uint64, frame []byte) bool
-}
-
-func enqueueMessage(out sink, d Delivery) bool {
-	if ms, ok := out.(messageSink); ok {
-		return ms.enqueueMessage(d.Seq, encodeMessage(d))
-	}
-	return out.enqueue(encodeMessage(d))
+// transport is the socket side of a session (WebSocket or SSE). write and
+// flush are called by the session's pump, or by the handler for the
+// welcome and by the reader for error frames, never concurrently with
+// each other (the transport orders them under its own lock).
+type transport interface {
+	// write writes, or buffers, one encoded frame of kind; seq is a
+	// message's. It is false when the session cannot take the frame (a
+	// failed or timed-out write, the session ended); the transport has
+	// closed the session then.
+	write(kind frameKind, seq uint64, frame []byte) bool
+	// flush sends what write buffered; called when the pump has nothing
+	// more ready. false as for write.
+	flush() bool
 }
 
 // session is the transport-independent part of a connection: it pumps the
-// feed into the sink in seq order, sends the synced frame once the backlog
+// feed into the transport in seq order, sends the synced frame once the backlog
 // is out, and applies acks. Its close reason is set once.
 type session struct {
 	dev     Device
@@ -93,31 +87,11 @@ func (s *session) closeReason() CloseReason {
 	return s.reason
 }
 
-// pump moves messages from the feed to the sink until the session ends,
-// on a goroutine that waits on the feed. A sink that refuses a frame closes
-// this session alone with 4008.
-func (s *session) pump(out sink) {
-	synced, ok := s.begin(out)
-	if !ok {
-		return
-	}
-	for {
-		d, err := s.feed.Next(s.ctx)
-		if err != nil {
-			s.feedFailed(err)
-			return
-		}
-		if !s.deliver(out, d, &synced) {
-			return
-		}
-	}
-}
-
 // begin sends the synced frame when there is no backlog to send first;
-// synced reports whether it is out, ok false when the sink refused it.
-func (s *session) begin(out sink) (synced, ok bool) {
+// synced reports whether it is out, ok false when the transport refused it.
+func (s *session) begin(out transport) (synced, ok bool) {
 	synced = s.start.From == 0 || s.start.Synced < s.start.From
-	if synced && !out.enqueue(encodeSynced(s.start.Synced)) {
+	if synced && !out.write(kindSynced, 0, encodeSynced(s.start.Synced)) {
 		s.close(CloseSlow)
 		return synced, false
 	}
@@ -125,10 +99,10 @@ func (s *session) begin(out sink) (synced, ok bool) {
 }
 
 // deliver sends one message, and the synced frame after the last message
-// of the backlog; false when the sink refused a frame (the session is
+// of the backlog; false when the transport refused a frame (the session is
 // closed then).
-func (s *session) deliver(out sink, d Delivery, synced *bool) bool {
-	if !enqueueMessage(out, d) {
+func (s *session) deliver(out transport, d Delivery, synced *bool) bool {
+	if !out.write(kindMessage, d.Seq, encodeMessage(d)) {
 		s.close(CloseSlow)
 		return false
 	}
@@ -138,7 +112,7 @@ func (s *session) deliver(out sink, d Delivery, synced *bool) bool {
 	}
 	if !*synced && d.Seq >= s.start.Synced {
 		*synced = true
-		if !out.enqueue(encodeSynced(s.start.Synced)) {
+		if !out.write(kindSynced, 0, encodeSynced(s.start.Synced)) {
 			s.close(CloseSlow)
 			return false
 		}
@@ -158,30 +132,21 @@ func (s *session) feedFailed(err error) {
 	s.close(CloseInternal)
 }
 
-// readyFeed is a Feed that can be drained without a goroutine waiting on
-// it, so that an idle connection costs no pump goroutine. The live
-// engine's feeds are.
-type readyFeed interface {
-	Feed
-	// Poll returns the next delivery if one is ready, ok false if none
-	// is. It may read the store, but never waits for a new message.
-	Poll(ctx context.Context) (d Delivery, ok bool, err error)
-	// Notify sets fn, which the feed calls (without blocking, from any
-	// goroutine) whenever Poll may have something new: a message, a freed
-	// window slot, a resend that is due. Set before the first Poll.
-	Notify(fn func())
-}
-
-// pumper runs a session's pump over a readyFeed only while there is work:
-// kick starts a goroutine unless one is running, which drains the feed
-// into the sink and exits once Poll has had nothing for pumpLinger. At
-// most one runs at a time, so frames keep their order. Once the session
-// has ended, the next run calls end (the transport's close) and closes
-// done.
+// pumper is a session's pump: it moves messages from the feed to the
+// transport in seq order, only while there is work. kick starts a
+// goroutine unless one is running, which drains the feed into the
+// transport, flushes it, and exits once Poll has had nothing for
+// pumpLinger. At most one runs at a time, so frames keep their order. A
+// transport that refuses a frame closes this session alone (4008). Once the
+// session has ended, the next run calls end (the transport's close) and
+// closes done.
+//
+// Every session of both engines and both transports runs on a pumper, so
+// that an idle connection costs no goroutine beyond its transport's own.
 type pumper struct {
 	s    *session
-	out  sink
-	feed readyFeed
+	out  transport
+	feed Feed
 	end  func()
 
 	// The pump's progress: touched only by the running pump; each run
@@ -206,7 +171,7 @@ type pumper struct {
 // idle one costs none.
 const pumpLinger = 100 * time.Millisecond
 
-func newPumper(s *session, out sink, feed readyFeed, end func()) *pumper {
+func newPumper(s *session, out transport, feed Feed, end func()) *pumper {
 	p := &pumper{s: s, out: out, feed: feed, end: end, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	feed.Notify(p.kick)
 	return p
@@ -272,6 +237,9 @@ func (p *pumper) run() {
 			p.s.deliver(p.out, d, &p.synced)
 			continue
 		}
+		if !p.out.flush() {
+			continue
+		}
 		if p.kicked() || p.idle() || !p.stop() {
 			continue
 		}
@@ -302,10 +270,10 @@ func (p *pumper) stop() bool {
 }
 
 // handleFrame applies one client frame; a malformed one gets an error frame.
-func (s *session) handleFrame(out sink, b []byte) {
+func (s *session) handleFrame(out transport, b []byte) {
 	f, err := ParseClientFrame(b)
 	if err != nil {
-		if !out.enqueue(encodeError("invalid_frame", err.Error())) {
+		if !out.write(kindError, 0, encodeError("invalid_frame", err.Error())) || !out.flush() {
 			s.close(CloseSlow)
 		}
 		return

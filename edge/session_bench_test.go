@@ -17,11 +17,10 @@ import (
 	"github.com/herald-push/herald/streams"
 )
 
-// benchFeed hands out n copies of one stored payload with rising seqs,
-// at most window unacked, then blocks until the session ends. It stands in
-// for an engine so that the benchmark measures the session's write path
-// alone: decode and encode of the frame, the bounded queue, the writer, the
-// socket and the ack path.
+// benchFeed hands out n copies of one stored payload with rising seqs, at
+// most window unacked. It stands in for an engine so that the benchmark
+// measures the session's write path alone: decode and encode of the frame,
+// the pump, the socket and the ack path.
 type benchFeed struct {
 	payload []byte
 	n       uint64
@@ -29,28 +28,25 @@ type benchFeed struct {
 	seq     uint64 // owned by the pump
 	at      time.Time
 	acked   atomic.Uint64
-	wake    chan struct{} // one slot: an ack arrived
+	notify  atomic.Pointer[func()]
 }
 
 func (f *benchFeed) Start() Start { return Start{} }
 
-func (f *benchFeed) Next(ctx context.Context) (Delivery, error) {
-	for f.seq >= f.n || f.seq-f.acked.Load() >= f.window {
-		select {
-		case <-f.wake:
-		case <-ctx.Done():
-			return Delivery{}, ErrFeedClosed
-		}
+func (f *benchFeed) Notify(fn func()) { f.notify.Store(&fn) }
+
+func (f *benchFeed) Poll(context.Context) (Delivery, bool, error) {
+	if f.seq >= f.n || f.seq-f.acked.Load() >= f.window {
+		return Delivery{}, false, nil
 	}
 	f.seq++
-	return Delivery{Seq: f.seq, Payload: f.payload, Time: f.at}, nil
+	return Delivery{Seq: f.seq, Payload: f.payload, Time: f.at}, true, nil
 }
 
 func (f *benchFeed) Ack(_ context.Context, seq uint64) error {
 	f.acked.Store(seq)
-	select {
-	case f.wake <- struct{}{}:
-	default:
+	if fn := f.notify.Load(); fn != nil {
+		(*fn)()
 	}
 	return nil
 }
@@ -85,7 +81,10 @@ func BenchmarkEncodeMessage(b *testing.B) {
 // reads every frame and acks every 16th (window 256, as edge.max_inflight).
 func BenchmarkSessionWrite(b *testing.B) {
 	payload := benchPayload(b)
-	m := newMetrics(nil, "bench")
+	m, err := newMetrics(nil, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
 	log := slog.New(slog.DiscardHandler)
 	up := websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096}
 	served := make(chan struct{})
@@ -103,7 +102,7 @@ func BenchmarkSessionWrite(b *testing.B) {
 		c.run(time.Time{})
 	}))
 	defer hs.Close()
-	feed = &benchFeed{payload: payload, n: uint64(b.N), window: 256, at: time.Now(), wake: make(chan struct{}, 1)}
+	feed = &benchFeed{payload: payload, n: uint64(b.N), window: 256, at: time.Now()}
 	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(hs.URL, "http"), nil)
 	if err != nil {
 		b.Fatal(err)

@@ -3,12 +3,12 @@ package edge
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/herald-push/herald/ingest/apierr"
@@ -44,31 +44,30 @@ const (
 	sseAckAuto                     // the stream acks what it has written
 )
 
-// Bounds of the events written between two flushes: a count, and bytes
+// Bounds of the events buffered between two flushes: a count, and bytes
 // (the last event may pass it). A larger buffer is not kept.
 const (
 	sseMaxBatch      = 64
 	sseMaxBatchBytes = 32 << 10
 )
 
-// sseEvent is one queued event: id is 0 for events without an id line.
-type sseEvent struct {
-	name string
-	id   uint64
-	data []byte
-}
-
-// sseConn is the SSE transport of a session. The handler's goroutine is the
-// only writer; the pump runs on a goroutine run starts and waits for. The
-// queue between them is bounded: a full queue closes the session alone
-// (slow_consumer), as a WebSocket write that misses its deadline does.
+// sseConn is the SSE transport of a session. The session's pump writes the
+// events into a buffer and flushes it when it has nothing more ready, or
+// when the buffer holds a batch; the handler's goroutine writes the pings
+// and waits for the session to end. Each write and flush is bounded by the
+// write timeout: one that misses it closes the session alone with
+// slow_consumer, as a WebSocket write does.
 type sseConn struct {
 	s    *session
 	w    http.ResponseWriter
 	rc   *http.ResponseController
-	out  chan sseEvent
 	ack  sseAckMode
 	opts sseOptions
+
+	mu  sync.Mutex // held across each write to w, and over buf
+	buf []byte     // events not yet written
+	n   int        // events in buf
+	top uint64     // the highest message seq in buf; 0: none
 }
 
 type sseOptions struct {
@@ -76,50 +75,66 @@ type sseOptions struct {
 	pingInterval time.Duration
 }
 
-var (
-	_ sink        = (*sseConn)(nil)
-	_ messageSink = (*sseConn)(nil)
-)
+var _ transport = (*sseConn)(nil)
 
-// enqueue queues a non-message frame; its type is the event name.
-func (c *sseConn) enqueue(frame []byte) bool {
-	var head struct {
-		Type string `json:"type"`
-	}
-	_ = json.Unmarshal(frame, &head)
-	return c.push(sseEvent{name: head.Type, data: frame})
-}
-
-// enqueueMessage queues a message frame as an event with id seq and the
-// default event type.
-func (c *sseConn) enqueueMessage(seq uint64, frame []byte) bool {
-	return c.push(sseEvent{id: seq, data: frame})
-}
-
-func (c *sseConn) push(ev sseEvent) bool {
-	select {
-	case c.out <- ev:
-		return true
-	default:
+// write buffers one event (message events carry the seq as their id), and
+// writes the buffer once it holds a batch.
+func (c *sseConn) write(kind frameKind, seq uint64, frame []byte) bool {
+	c.mu.Lock()
+	if c.s.ctx.Err() != nil {
+		c.mu.Unlock()
 		return false
 	}
+	c.buf = appendEvent(c.buf, kind.event(), seq, frame)
+	c.n++
+	if kind == kindMessage {
+		c.top = max(c.top, seq)
+	}
+	full := c.n >= sseMaxBatch || len(c.buf) >= sseMaxBatchBytes
+	c.mu.Unlock()
+	if full {
+		return c.flush()
+	}
+	return true
 }
 
-// appendEvent appends ev in the text/event-stream format. The data is
+// flush writes the buffered events and, with ack=auto, acks the messages
+// among them once they are out.
+func (c *sseConn) flush() bool {
+	c.mu.Lock()
+	if len(c.buf) == 0 {
+		c.mu.Unlock()
+		return true
+	}
+	ok := c.writeLocked(c.buf)
+	top := c.top
+	c.buf, c.n, c.top = c.buf[:0], 0, 0
+	if cap(c.buf) > 2*sseMaxBatchBytes {
+		c.buf = nil
+	}
+	c.mu.Unlock()
+	if ok && top != 0 && c.ack == sseAckAuto {
+		c.s.metrics.acks.Inc()
+		_ = c.s.ack(top)
+	}
+	return ok
+}
+
+// appendEvent appends an event in the text/event-stream format: name is
+// empty for message events, id 0 for events without an id. The data is
 // JSON from frames.go, which never holds a raw newline; a newline would
 // still be split into several data lines.
-func appendEvent(b []byte, ev sseEvent) []byte {
-	if ev.name != "" && ev.name != "message" {
+func appendEvent(b []byte, name string, id uint64, data []byte) []byte {
+	if name != "" {
 		b = append(b, "event: "...)
-		b = append(b, ev.name...)
+		b = append(b, name...)
 		b = append(b, '\n')
 	}
-	if ev.id != 0 {
+	if id != 0 {
 		b = append(b, "id: "...)
-		b = strconv.AppendUint(b, ev.id, 10)
+		b = strconv.AppendUint(b, id, 10)
 		b = append(b, '\n')
 	}
-	data := ev.data
 	for {
 		line, rest, more := bytes.Cut(data, []byte{'\n'})
 		b = append(b, "data: "...)
@@ -133,13 +148,15 @@ func appendEvent(b []byte, ev sseEvent) []byte {
 	return append(b, '\n')
 }
 
-// run starts the pump and writes events until the session ends, the client
-// goes away or the token expires; it returns once the pump has stopped.
-// gone is closed when the client's request ends.
+// run starts the pump, writes pings and waits until the session ends, the
+// client goes away or the token expires; it returns once the pump has
+// written the closing event and stopped. gone is closed when the client's
+// request ends.
 func (c *sseConn) run(expires time.Time, gone <-chan struct{}) {
-	pumpDone := make(chan struct{})
-	go func() { defer close(pumpDone); c.s.pump(c) }()
-	defer func() { <-pumpDone }()
+	p := newPumper(c.s, c, c.s.feed, c.end)
+	c.s.setOnClose(p.kick)
+	p.kick()
+	defer func() { <-p.done }()
 
 	ping := time.NewTicker(c.opts.pingInterval)
 	defer ping.Stop()
@@ -149,58 +166,34 @@ func (c *sseConn) run(expires time.Time, gone <-chan struct{}) {
 		defer t.Stop()
 		expired = t.C
 	}
-	buf := make([]byte, 0, 4096)
 	for {
 		select {
 		case <-c.s.ctx.Done():
-			c.writeClose()
 			return
 		case <-gone:
+			// net/http ends the request's context as soon as a write
+			// fails, before the write returns to the pump: wait for a
+			// write in progress, so that a timed-out one is closed as a
+			// slow consumer first.
+			c.mu.Lock()
 			c.s.close(CloseClientGone)
+			c.mu.Unlock()
 		case <-expired:
 			c.s.close(CloseUnauthorized)
 		case <-ping.C:
-			if !c.write(append(buf[:0], ": ping\n\n"...)) {
-				return
+			c.mu.Lock()
+			if c.s.ctx.Err() == nil {
+				c.writeLocked([]byte(": ping\n\n"))
 			}
-		case ev := <-c.out:
-			var top uint64
-			buf, top = c.batch(buf[:0], ev)
-			if !c.write(buf) {
-				return
-			}
-			if cap(buf) > 2*sseMaxBatchBytes {
-				buf = make([]byte, 0, 4096)
-			}
-			if top != 0 && c.ack == sseAckAuto {
-				c.autoAck(top)
-			}
+			c.mu.Unlock()
 		}
 	}
 }
 
-// batch appends ev and more queued events, within the batch bounds, to
-// buf; top is the highest message seq among them (0: none).
-func (c *sseConn) batch(buf []byte, ev sseEvent) ([]byte, uint64) {
-	var top uint64
-	for n := 0; ; n++ {
-		buf = appendEvent(buf, ev)
-		top = max(top, ev.id)
-		if n+1 >= sseMaxBatch || len(buf) >= sseMaxBatchBytes {
-			return buf, top
-		}
-		select {
-		case ev = <-c.out:
-		default:
-			return buf, top
-		}
-	}
-}
-
-// write writes b and flushes it within the write timeout. A write that
-// times out closes the session as a slow consumer; any other failure means
-// the client is gone.
-func (c *sseConn) write(b []byte) bool {
+// writeLocked writes b and flushes it within the write timeout. A write
+// that times out closes the session as a slow consumer; any other failure
+// means the client is gone. The caller holds mu.
+func (c *sseConn) writeLocked(b []byte) bool {
 	_ = c.rc.SetWriteDeadline(time.Now().Add(c.opts.writeTimeout))
 	_, err := c.w.Write(b)
 	if err == nil {
@@ -218,35 +211,21 @@ func (c *sseConn) write(b []byte) bool {
 	return true
 }
 
-// autoAck acks everything up to seq once it was written (ack=auto).
-func (c *sseConn) autoAck(seq uint64) {
-	c.s.metrics.acks.Inc()
-	_ = c.s.ack(seq)
-}
-
-// writeClose ends the stream with an error event naming the reason, under
-// a short deadline, unless the client is gone. After a write that timed
-// out the event cannot be written; after a full queue it may.
-func (c *sseConn) writeClose() {
+// end ends the stream with an error event naming the reason, under a short
+// deadline, unless the client is gone; the pump calls it once the session
+// has ended. After a write that timed out the event cannot be written.
+func (c *sseConn) end() {
 	r := c.s.closeReason()
 	if r == CloseClientGone {
 		return
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	_ = c.rc.SetWriteDeadline(time.Now().Add(min(c.opts.writeTimeout, time.Second)))
-	b := appendEvent(nil, sseEvent{name: "error", data: encodeError(r.Text(), sseCloseMessage(r))})
+	b := appendEvent(nil, kindError.event(), 0, encodeError(r.Text(), r.message()))
 	if _, err := c.w.Write(b); err == nil {
 		_ = c.rc.Flush()
 	}
-}
-
-func sseCloseMessage(r CloseReason) string {
-	switch r {
-	case CloseShutdown:
-		return "the edge is shutting down; reconnect"
-	case CloseInternal:
-		return "delivery failed; reconnect"
-	}
-	return closeMessage(r)
 }
 
 // authorizeSSE is authorize plus what only SSE has: Last-Event-ID, which
@@ -322,7 +301,7 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 
-	c := &sseConn{s: ss, w: w, rc: rc, out: make(chan sseEvent, s.opts.Edge.SendQueue), ack: mode, opts: sseOptions{
+	c := &sseConn{s: ss, w: w, rc: rc, ack: mode, opts: sseOptions{
 		writeTimeout: s.opts.Edge.WriteTimeout,
 		pingInterval: s.opts.Edge.PingInterval,
 	}}

@@ -12,17 +12,18 @@ func TestAppendEvent(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name string
-		ev   sseEvent
+		kind frameKind
+		id   uint64
+		data string
 		want string
 	}{
-		{"message", sseEvent{id: 42, data: []byte(`{"type":"message","seq":42}`)}, "id: 42\ndata: {\"type\":\"message\",\"seq\":42}\n\n"},
-		{"named", sseEvent{name: "synced", data: []byte(`{"type":"synced","seq":0}`)}, "event: synced\ndata: {\"type\":\"synced\",\"seq\":0}\n\n"},
-		{"message name is the default", sseEvent{name: "message", id: 1, data: []byte("x")}, "id: 1\ndata: x\n\n"},
-		{"newlines split data lines", sseEvent{name: "error", data: []byte("a\nb\r\nc")}, "event: error\ndata: a\ndata: b\ndata: c\n\n"},
-		{"empty data", sseEvent{name: "welcome"}, "event: welcome\ndata: \n\n"},
+		{"message", kindMessage, 42, `{"type":"message","seq":42}`, "id: 42\ndata: {\"type\":\"message\",\"seq\":42}\n\n"},
+		{"named", kindSynced, 0, `{"type":"synced","seq":0}`, "event: synced\ndata: {\"type\":\"synced\",\"seq\":0}\n\n"},
+		{"newlines split data lines", kindError, 0, "a\nb\r\nc", "event: error\ndata: a\ndata: b\ndata: c\n\n"},
+		{"empty data", kindWelcome, 0, "", "event: welcome\ndata: \n\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := string(appendEvent(nil, tc.ev)); got != tc.want {
+			if got := string(appendEvent(nil, tc.kind.event(), tc.id, []byte(tc.data))); got != tc.want {
 				t.Fatalf("got %q, want %q", got, tc.want)
 			}
 		})

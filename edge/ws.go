@@ -14,7 +14,8 @@ import (
 // session's pump, which writes each frame itself (a device that stops
 // reading blocks only its own pump, and a write that cannot complete
 // within the write timeout closes it with 4008). Pings come from a timer,
-// on a short-lived goroutine of the runtime.
+// on a short-lived goroutine of the runtime. Each frame is written at
+// once, so flush has nothing to do.
 //
 // There is no send queue: the feed behind the pump bounds what a device
 // has in flight (edge.max_inflight), and the live engine's fan-out queues
@@ -38,32 +39,31 @@ type wsOptions struct {
 	maxFrameBytes int
 }
 
-var _ sink = (*wsConn)(nil)
+var _ transport = (*wsConn)(nil)
 
 func newWSConn(s *session, conn *websocket.Conn, opts wsOptions) *wsConn {
 	return &wsConn{s: s, conn: conn, opts: opts}
 }
 
-// enqueue writes a frame now, on the caller's goroutine; false when the
+// write writes a frame now, on the caller's goroutine; false when the
 // session has ended or the write failed (which ends it: 4008 when the
 // write timed out).
-func (c *wsConn) enqueue(frame []byte) bool {
+func (c *wsConn) write(_ frameKind, _ uint64, frame []byte) bool {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.s.ctx.Err() != nil {
 		return false
 	}
-	return c.write(websocket.TextMessage, frame)
+	return c.writeMessage(websocket.TextMessage, frame)
 }
+
+func (c *wsConn) flush() bool { return true }
 
 // run serves the session until it has ended, the close frame is out
 // (bounded by a short deadline), the socket is closed and every goroutine
-// it started has stopped. expires is when the token expires.
-//
-// Over a readyFeed (the live engine) the calling goroutine reads client
-// frames and a pump runs only while there is something to write, so that
-// an idle connection costs one goroutine. Over another feed the calling
-// goroutine pumps (waiting on the feed) and writes, and a second one reads.
+// it started has stopped. expires is when the token expires. The calling
+// goroutine reads client frames; the pump runs only while there is
+// something to write.
 func (c *wsConn) run(expires time.Time) {
 	if !expires.IsZero() {
 		t := time.AfterFunc(time.Until(expires), func() { c.s.close(CloseUnauthorized) })
@@ -74,25 +74,15 @@ func (c *wsConn) run(expires time.Time) {
 	c.pingMu.Unlock()
 	defer c.stopPings()
 
-	if rf, ok := c.s.feed.(readyFeed); ok {
-		p := newPumper(c.s, c, rf, c.end)
-		// A close from now on kicks the pump, which closes the socket; one
-		// before finds the context canceled at the first kick.
-		c.s.setOnClose(p.kick)
-		p.kick()
-		// The reader returns when the socket fails or is closed, and ends
-		// the session whichever it was.
-		c.readLoop()
-		<-p.done
-		return
-	}
-
-	readDone := make(chan struct{})
-	go func() { defer close(readDone); c.readLoop() }()
-	// The pump returns once the session has ended, whoever ended it.
-	c.s.pump(c)
-	c.end()
-	<-readDone
+	p := newPumper(c.s, c, c.s.feed, c.end)
+	// A close from now on kicks the pump, which closes the socket; one
+	// before finds the context canceled at the first kick.
+	c.s.setOnClose(p.kick)
+	p.kick()
+	// The reader returns when the socket fails or is closed, and ends the
+	// session whichever it was.
+	c.readLoop()
+	<-p.done
 }
 
 // end sends the close frame and closes the socket, which unblocks the
@@ -128,7 +118,7 @@ func (c *wsConn) sendPing() {
 	c.ping.Reset(c.opts.pingInterval)
 }
 
-func (c *wsConn) write(kind int, b []byte) bool {
+func (c *wsConn) writeMessage(kind int, b []byte) bool {
 	_ = c.conn.SetWriteDeadline(time.Now().Add(c.opts.writeTimeout))
 	if err := c.conn.WriteMessage(kind, b); err != nil {
 		c.failed(err)
@@ -157,23 +147,11 @@ func (c *wsConn) writeClose() {
 	deadline := time.Now().Add(min(c.opts.writeTimeout, time.Second))
 	if r.clientCaused() {
 		_ = c.conn.SetWriteDeadline(deadline)
-		if c.conn.WriteMessage(websocket.TextMessage, encodeError(r.Text(), closeMessage(r))) != nil {
+		if c.conn.WriteMessage(websocket.TextMessage, encodeError(r.Text(), r.message())) != nil {
 			return
 		}
 	}
 	_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(r.Code(), r.Text()), deadline)
-}
-
-func closeMessage(r CloseReason) string {
-	switch r {
-	case CloseUnauthorized:
-		return "the token expired"
-	case CloseFrameTooBig:
-		return "client frames are limited in size"
-	case CloseTooMany:
-		return "too many connections for this user"
-	}
-	return r.Text()
 }
 
 // readLoop reads client frames. Any frame or pong proves liveness; a frame

@@ -65,7 +65,7 @@ type node struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	edge    *edge.Server // nil without the edge role
-	engine  runner       // the delivery engine's background loop; nil if it has none
+	engine  edge.Engine  // its background loop runs while the edge serves; nil without the edge role
 	handler http.Handler
 	metrics http.Handler // /metrics, also on the admin listener
 	log     *slog.Logger
@@ -123,14 +123,7 @@ func newNode(cfg config.Config, nc *nats.Conn, roles roleSet, log *slog.Logger, 
 		}
 		es.Register(mux)
 		n.edge = es
-		if r, ok := eng.(runner); ok {
-			n.engine = r
-		}
-		if c, ok := eng.(interface{ Collector() prometheus.Collector }); ok {
-			if err := reg.Register(c.Collector()); err != nil {
-				return nil, fmt.Errorf("cmd: metrics: %w", err)
-			}
-		}
+		n.engine = eng
 	}
 	if err := registerNATSMetrics(reg, nc); err != nil {
 		return nil, err
@@ -162,12 +155,6 @@ func newEngine(cfg *config.Config, js jetstream.JetStream, log *slog.Logger) (ed
 		return eng, nil
 	}
 	return nil, fmt.Errorf("cmd: edge.delivery: unknown engine %q", cfg.Edge.Delivery)
-}
-
-// runner is a delivery engine with a background loop (the live engine's
-// position writer and reconnect re-check) that must run while it serves.
-type runner interface {
-	Run(ctx context.Context) error
 }
 
 // newRegistry returns the metrics registry of a process: Go runtime and
