@@ -89,7 +89,7 @@ func TestBatchItems(t *testing.T) {
 	var b batchResp
 	decode(t, res.body, &b)
 	wantCodes := []apierr.Code{"", apierr.InvalidUser, apierr.InvalidUser, apierr.InvalidMessage, "",
-		apierr.InvalidMessage, apierr.TooLarge, apierr.InvalidMessage, ""}
+		"", apierr.TooLarge, apierr.InvalidMessage, ""}
 	if len(b.Results) != len(wantCodes) {
 		t.Fatalf("%d results: %s", len(b.Results), res.body)
 	}
@@ -105,11 +105,15 @@ func TestBatchItems(t *testing.T) {
 	if r := b.Results[4]; !r.Duplicate || r.Seq != b.Results[0].Seq || r.ID != "same" {
 		t.Errorf("in-batch duplicate = %+v, want seq %d", r, b.Results[0].Seq)
 	}
-	if b.Results[8].Seq != 2 {
-		t.Errorf("last item seq = %d, want 2", b.Results[8].Seq)
+	// Ids are per user: bob's "same" is a message of its own.
+	if r := b.Results[5]; r.Duplicate || r.Seq != 2 || r.ID != "same" {
+		t.Errorf("other user's item with the same id = %+v, want seq 2", r)
 	}
-	if msgs, _ := f.state(); msgs != 2 {
-		t.Errorf("stream holds %d messages, want 2", msgs)
+	if b.Results[8].Seq != 3 {
+		t.Errorf("last item seq = %d, want 3", b.Results[8].Seq)
+	}
+	if msgs, _ := f.state(); msgs != 3 {
+		t.Errorf("stream holds %d messages, want 3", msgs)
 	}
 }
 

@@ -6,9 +6,9 @@
 //	GET  /v1/users/{user}/messages   history: ?since=<seq>&limit=<n>
 //
 // Every write goes to the user's subject (streams.Subjects.User) with the
-// headers Nats-Msg-Id (the message id, so that a retry within the stream's
-// duplicate window is stored once) and Nats-Expected-Stream (so that a write
-// can never land in another stream). A 2xx is only written after JetStream
+// headers Nats-Msg-Id (the message id scoped by user, streams.MsgID, so that
+// a retry within the stream's duplicate window is stored once) and
+// Nats-Expected-Stream (so that a write can never land in another stream). A 2xx is only written after JetStream
 // acknowledged the write; when NATS is unreachable, has no stream, or does not
 // answer within Ingest.PublishTimeout, the answer is 503 unavailable with a
 // Retry-After header. A 503 does not prove that nothing was stored: retry
@@ -36,10 +36,10 @@
 //     item instead).
 //   - A duplicate single publish answers 200 with the first seq, the id and
 //     "duplicate":true; its "time" is the stored message's time when it can
-//     still be read, else it is left out. JetStream's duplicate window is
-//     stream-wide, so an id already used for another user is not a retry:
-//     it is 400 invalid_message (a batch item gets that error) rather than
-//     a silent drop. Ids should be unique per stream, not per user.
+//     still be read, else it is left out. Ids are per user: the Nats-Msg-Id
+//     is "<user token>:<id>" (SPEC §3 says the id itself), so the same id
+//     sent for two users stores two messages, and one user's ids can neither
+//     block nor reveal another's. The envelope's "id" is kept as given.
 //   - A batch answers 200 with per-item results, including an "unavailable"
 //     item whose ack did not arrive within the publish timeout; only when
 //     the NATS connection is down before publishing is the whole batch 503.

@@ -221,11 +221,11 @@ func (h *Handler) envelope(user string, in input, key string) (streams.Envelope,
 }
 
 // natsMsg is the write of one envelope: on the user's subject, with the id
-// as Nats-Msg-Id and the stream as Nats-Expected-Stream.
+// scoped by user as Nats-Msg-Id and the stream as Nats-Expected-Stream.
 func (h *Handler) natsMsg(user, id string, payload []byte) *nats.Msg {
 	m := nats.NewMsg(h.subjects.User(user))
 	m.Data = payload
-	m.Header.Set(jetstream.MsgIDHeader, id)
+	m.Header.Set(jetstream.MsgIDHeader, streams.MsgID(user, id))
 	m.Header.Set(jetstream.ExpectedStreamHeader, h.streamName)
 	return m
 }
@@ -243,9 +243,10 @@ func (h *Handler) publishErr(user string, err error) error {
 
 // original inspects the message a duplicate write matched (at seq). It
 // returns the stored time, or nil when the message cannot be read (then the
-// duplicate is reported without a time). The duplicate window is
-// stream-wide, so an id already used for another user is 400: the write was
-// not stored and is not a retry of this message.
+// duplicate is reported without a time). Nats-Msg-Id is scoped by user
+// (streams.MsgID), so the match is this user's message unless a publisher
+// straight to NATS set the header by hand for another subject: that is 400,
+// since the write was not stored and is not a retry of this message.
 func (h *Handler) original(ctx context.Context, user, id string, seq uint64) (*time.Time, error) {
 	sm, err := h.reader.Next(ctx, seq, "")
 	if err != nil {

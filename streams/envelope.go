@@ -137,6 +137,16 @@ func ValidateID(id string) error {
 	return validateID(id)
 }
 
+// MsgID returns the Nats-Msg-Id of a message with idempotency key id for
+// user: the user's subject token, ":" and id. JetStream's duplicate window
+// is stream-wide; scoping the header by user means one user's id can
+// neither block nor reveal another user's. No token contains ":", so
+// distinct (user, id) pairs never share a MsgID. The envelope keeps id as
+// given. Every writer of Herald messages sets the header with this function.
+func MsgID(user, id string) string {
+	return Token(user) + ":" + id
+}
+
 // PriorityOrDefault returns the message priority, DefaultPriority when unset.
 func (e *Envelope) PriorityOrDefault() int {
 	if e.Priority == nil {

@@ -42,3 +42,19 @@ func TestDataDepth(t *testing.T) {
 		})
 	}
 }
+
+// TestMsgID: the Nats-Msg-Id is scoped by user; the same id of two users
+// gives two headers, and no two (user, id) pairs share one.
+func TestMsgID(t *testing.T) {
+	t.Parallel()
+	if a, b := streams.MsgID("alice", "k-1"), streams.MsgID("bob", "k-1"); a == b {
+		t.Errorf("alice and bob share Nats-Msg-Id %q", a)
+	}
+	if got := streams.MsgID("alice", "k-1"); got != "alice:k-1" {
+		t.Errorf("MsgID(alice, k-1) = %q", got)
+	}
+	// "a:b" as a user is encoded, so it cannot meet user "a" with id "b:c".
+	if a, b := streams.MsgID("a:b", "c"), streams.MsgID("a", "b:c"); a == b {
+		t.Errorf("MsgID collides: %q", a)
+	}
+}
