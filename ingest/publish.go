@@ -136,13 +136,11 @@ func mediaType(r *http.Request, allowText bool) (text bool, err error) {
 
 // readBody reads the whole body, at most limit bytes; more is 413.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	if r.ContentLength > limit {
-		return nil, tooLargeBody(limit)
+	body, err := limitBody(w, r, limit)
+	if err != nil {
+		return nil, err
 	}
-	// A body that trickles in is cut off (a recorder without a connection
-	// does not support deadlines; nothing to bound then).
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyReadTimeout))
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	b, err := io.ReadAll(body)
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
@@ -151,6 +149,36 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		return nil, apierr.Wrap(apierr.InvalidRequest, err, "reading the request body failed")
 	}
 	return b, nil
+}
+
+// limitBody returns the body cut off after limit bytes (a read past it
+// fails with *http.MaxBytesError), or 413 at once when Content-Length
+// says it is longer.
+func limitBody(w http.ResponseWriter, r *http.Request, limit int64) (io.Reader, error) {
+	if r.ContentLength > limit {
+		return nil, tooLargeBody(limit)
+	}
+	// A body that trickles in is cut off (a recorder without a connection
+	// does not support deadlines; nothing to bound then).
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyReadTimeout))
+	return http.MaxBytesReader(w, r.Body, limit), nil
+}
+
+// bodyErr maps an error met while decoding a body as a stream: past the
+// limit is 413, malformed or cut-off JSON 400 invalid_json, any other
+// failed read 400 invalid_request.
+func bodyErr(err error, limit int64) error {
+	var mbe *http.MaxBytesError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &mbe):
+		return tooLargeBody(limit)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return decodeErr(io.ErrUnexpectedEOF)
+	case errors.As(err, &se):
+		return decodeErr(err)
+	}
+	return apierr.Wrap(apierr.InvalidRequest, err, "reading the request body failed")
 }
 
 func tooLargeBody(limit int64) error {

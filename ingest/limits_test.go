@@ -1,0 +1,125 @@
+package ingest_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/herald-push/herald/config"
+	"github.com/herald-push/herald/ingest/apierr"
+)
+
+// batchRequest is an in-process batch request with the producer key.
+func batchRequest(body io.Reader) *http.Request {
+	req := httptest.NewRequest(http.MethodPost, "/v1/messages", body)
+	req.Header.Set("Authorization", "Bearer "+producerKey)
+	return req
+}
+
+// recorded turns a recorder into a response.
+func recorded(rec *httptest.ResponseRecorder) response {
+	return response{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
+}
+
+// TestBatchItemLimitMemory: an 8 MiB batch of tiny items is refused with
+// 413 naming ingest.max_batch as soon as item max_batch+1 is read, without
+// materialising the rest. Reading it whole cost about 430 MB per request.
+// Not parallel: it measures the process's allocations.
+func TestBatchItemLimitMemory(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	mux := f.mux()
+	body := tinyItemsBody(8 << 20)
+	req := batchRequest(bytes.NewReader(body))
+	rec := httptest.NewRecorder()
+
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	mux.ServeHTTP(rec, req)
+	runtime.ReadMemStats(&after)
+
+	res := recorded(rec)
+	wantError(t, res, http.StatusRequestEntityTooLarge, apierr.TooLarge)
+	if !bytes.Contains(res.body, []byte("ingest.max_batch")) || !bytes.Contains(res.body, []byte("1000")) {
+		t.Errorf("error %s does not name ingest.max_batch and its value", res.body)
+	}
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("an 8 MiB batch of tiny items allocated %d bytes", alloc)
+	if alloc > 2<<20 {
+		t.Errorf("an 8 MiB batch of tiny items allocated %d bytes, want under 2 MiB", alloc)
+	}
+	if msgs, _ := f.state(); msgs != 0 {
+		t.Errorf("stream holds %d messages", msgs)
+	}
+}
+
+// TestBatchConcurrencyLimit: with every batch slot taken, another batch
+// waits at most the publish timeout and then gets 503 unavailable with
+// Retry-After, naming ingest.max_concurrent_batches (at once when its
+// request ends first); single publishes are not affected, and the next
+// batch after the slot is freed is stored.
+func TestBatchConcurrencyLimit(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOpts{cfg: func(c *config.Config) {
+		c.Ingest.MaxConcurrentBatches = 1
+		c.Ingest.PublishTimeout = time.Second
+	}})
+	mux := f.mux()
+
+	// The first batch takes the slot and then waits for its body: the
+	// first write returns once the handler reads, so after it the slot
+	// is held.
+	pr, pw := io.Pipe()
+	held := httptest.NewRecorder()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		mux.ServeHTTP(held, batchRequest(pr))
+	}()
+	if _, err := pw.Write([]byte(`{"messages":[`)); err != nil {
+		t.Fatal(err)
+	}
+
+	res := f.postJSON("/v1/messages", `{"messages":[{"user":"bob","body":"second"}]}`)
+	wantError(t, res, http.StatusServiceUnavailable, apierr.Unavailable)
+	if ra, err := strconv.Atoi(res.header.Get("Retry-After")); err != nil || ra < 1 {
+		t.Errorf("Retry-After = %q", res.header.Get("Retry-After"))
+	}
+	if !bytes.Contains(res.body, []byte("ingest.max_concurrent_batches")) {
+		t.Errorf("error %s does not name ingest.max_concurrent_batches", res.body)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	gone := httptest.NewRecorder()
+	mux.ServeHTTP(gone, batchRequest(strings.NewReader(`{"messages":[]}`)).WithContext(ctx))
+	wantError(t, recorded(gone), http.StatusServiceUnavailable, apierr.Unavailable)
+	single := f.publish("carol", map[string]any{"body": "single"}, http.StatusCreated)
+
+	if _, err := pw.Write([]byte(`{"user":"alice","body":"held"}]}`)); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	<-done
+	var b batchResp
+	decode(t, held.Body.Bytes(), &b)
+	if held.Code != http.StatusOK || len(b.Results) != 1 || b.Results[0].Seq != single.Seq+1 {
+		t.Fatalf("held batch: %d %s", held.Code, held.Body.Bytes())
+	}
+	res = f.postJSON("/v1/messages", `{"messages":[{"user":"bob","body":"third"}]}`)
+	decode(t, res.body, &b)
+	if res.status != http.StatusOK || len(b.Results) != 1 || b.Results[0].Error != nil {
+		t.Fatalf("batch after the slot was freed: %v", res)
+	}
+	if msgs, _ := f.state(); msgs != 3 {
+		t.Errorf("stream holds %d messages, want 3", msgs)
+	}
+	if n := f.counter("herald_ingest_requests_total", "code", "unavailable"); n != 2 {
+		t.Errorf("unavailable requests counted %v, want 2", n)
+	}
+}
