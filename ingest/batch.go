@@ -179,7 +179,7 @@ func (h *Handler) decodeItems(dec *json.Decoder) (*decodedBatch, error) {
 	case tok != json.Delim('['):
 		return nil, apierr.New(apierr.InvalidMessage, "messages must be an array")
 	}
-	limit := h.ingest.MaxBatch
+	limit := h.batchLimit()
 	b := &decodedBatch{results: []batchResult{}}
 	var raw json.RawMessage // reused: each item is copied out of it
 	for dec.More() {
@@ -221,8 +221,21 @@ func (h *Handler) item(raw []byte) (batchResult, *nats.Msg, string) {
 	return batchResult{ID: env.ID}, h.natsMsg(in.User, env.ID, payload), in.User
 }
 
-// tooManyItems is the 413 of a batch over ingest.max_batch.
+// batchLimit is the most items a batch may have: ingest.max_batch, or
+// ingest.rate_burst when a rate limit is set and its burst is smaller, since
+// a larger batch could never take its tokens.
+func (h *Handler) batchLimit() int {
+	if h.limiter != nil {
+		return min(h.ingest.MaxBatch, h.limiter.burst)
+	}
+	return h.ingest.MaxBatch
+}
+
+// tooManyItems is the 413 of a batch over batchLimit, naming the setting.
 func (h *Handler) tooManyItems() error {
+	if n := h.batchLimit(); n < h.ingest.MaxBatch {
+		return h.overBurst()
+	}
 	return apierr.New(apierr.TooLarge, "more than %d messages in one batch (ingest.max_batch); split it", h.ingest.MaxBatch)
 }
 

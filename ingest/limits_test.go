@@ -123,3 +123,51 @@ func TestBatchConcurrencyLimit(t *testing.T) {
 		t.Errorf("unavailable requests counted %v, want 2", n)
 	}
 }
+
+// TestBatchRateBurst: a batch takes one token per item. A batch up to
+// ingest.rate_burst passes on a full bucket; a larger one can never pass
+// and is 413 too_large naming ingest.rate_burst, without Retry-After; a
+// batch the bucket cannot pay yet is 429 with the Retry-After at which it
+// can, and takes nothing.
+func TestBatchRateBurst(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOpts{cfg: func(c *config.Config) {
+		c.Ingest.RateLimit = 1
+		c.Ingest.RateBurst = 5
+	}})
+	batch := func(n int, key string) response {
+		t.Helper()
+		items := make([]map[string]any, n)
+		for i := range items {
+			items[i] = map[string]any{"user": "alice", "body": strconv.Itoa(i)}
+		}
+		return f.postJSON("/v1/messages", map[string]any{"messages": items}, "Authorization", "Bearer "+key)
+	}
+
+	// Over the burst, on a full bucket: never admitted.
+	res := batch(6, otherKey)
+	wantError(t, res, http.StatusRequestEntityTooLarge, apierr.TooLarge)
+	if !bytes.Contains(res.body, []byte("ingest.rate_burst")) || res.header.Get("Retry-After") != "" {
+		t.Errorf("batch over the burst: %v, Retry-After %q; want a message naming ingest.rate_burst and no Retry-After",
+			res, res.header.Get("Retry-After"))
+	}
+	// Exactly the burst, on a full bucket: admitted.
+	if res := batch(5, otherKey); res.status != http.StatusOK {
+		t.Fatalf("batch of the burst on a full bucket: %v", res)
+	}
+	// The bucket is empty now: 4 messages need 4 s at 1/s.
+	res = batch(4, otherKey)
+	wantError(t, res, http.StatusTooManyRequests, apierr.RateLimited)
+	if ra, err := strconv.Atoi(res.header.Get("Retry-After")); err != nil || ra < 3 || ra > 4 {
+		t.Errorf("Retry-After = %q for 4 messages at 1/s from an empty bucket, want 3 or 4", res.header.Get("Retry-After"))
+	}
+	// The refused batch took nothing: one message needs at most 1 s.
+	res = f.postJSON(userPath("alice"), map[string]any{"body": "one"}, "Authorization", "Bearer "+otherKey)
+	wantError(t, res, http.StatusTooManyRequests, apierr.RateLimited)
+	if ra := res.header.Get("Retry-After"); ra != "1" {
+		t.Errorf("Retry-After = %q for one message, want 1", ra)
+	}
+	if msgs, _ := f.state(); msgs != 5 {
+		t.Errorf("stream holds %d messages, want 5", msgs)
+	}
+}
