@@ -24,16 +24,30 @@
 //     ignored (the server sets them). A "user" field in the body of a single
 //     publish must equal the user in the path (else 400 invalid_message).
 //   - A JSON value of the wrong type (for example "priority":"high") is
-//     400 invalid_message; malformed JSON is 400 invalid_json.
+//     400 invalid_message; malformed JSON is 400 invalid_json. data nested
+//     deeper than streams.MaxDataDepth (32) levels is 400 invalid_message.
 //   - Content types: application/json or none for JSON, text/plain (valid
 //     UTF-8) for a body-only message; anything else is 415
 //     unsupported_media_type. A batch takes JSON only.
 //   - A single publish body larger than 2×max_message_bytes+4 KiB (capped by
 //     http.max_body_bytes) is 413 too_large before it is decoded; the stored
 //     envelope is then checked against max_message_bytes.
-//   - A batch of more than max_batch messages is 413 too_large; an
-//     Idempotency-Key header on a batch is 400 invalid_request (set "id" per
-//     item instead).
+//   - A batch body is decoded as a stream of tokens, each item checked and
+//     encoded as it is read: the item after the max_batch-th (or, with a
+//     rate limit, the rate_burst-th) ends the request with 413 too_large
+//     naming the setting, before the rest is read. Other top-level fields
+//     are skipped; "messages" twice is 400 invalid_request. An
+//     Idempotency-Key header on a batch is 400 invalid_request (set "id"
+//     per item instead).
+//   - At most ingest.max_concurrent_batches batches are decoded and
+//     published at once per Handler. Another batch waits for a slot before
+//     its body is read, at most publish_timeout and while its request
+//     lasts, then gets 503 unavailable with Retry-After.
+//   - The rate limit takes one token per single publish, before its body is
+//     read, and one per batch item (at least one), once the batch is
+//     decoded: a batch the bucket cannot pay yet is 429 with the
+//     Retry-After at which it can, and takes nothing; a batch larger than
+//     rate_burst could never pass and is 413 too_large.
 //   - A duplicate single publish answers 200 with the first seq, the id and
 //     "duplicate":true; its "time" is the stored message's time when it can
 //     still be read, else it is left out. Ids are per user: the Nats-Msg-Id

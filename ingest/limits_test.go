@@ -3,6 +3,7 @@ package ingest_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -169,5 +170,41 @@ func TestBatchRateBurst(t *testing.T) {
 	}
 	if msgs, _ := f.state(); msgs != 5 {
 		t.Errorf("stream holds %d messages, want 5", msgs)
+	}
+}
+
+// TestDataDepthLimit: data nested deeper than 32 levels is 400
+// invalid_message, for a single publish and a batch item alike, and
+// nothing of it is stored; at 32 levels it is stored and history parses.
+func TestDataDepthLimit(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOpts{})
+	nested := func(levels int) string { // data itself is the first level
+		return strings.Repeat(`{"a":`, levels) + `1` + strings.Repeat(`}`, levels)
+	}
+	res := f.postJSON(userPath("alice"), `{"body":"deep","data":{"a":`+strings.Repeat(`[`, 8999)+strings.Repeat(`]`, 8999)+`}}`)
+	wantError(t, res, http.StatusBadRequest, apierr.InvalidMessage)
+	res = f.postJSON(userPath("alice"), `{"body":"deep","data":`+nested(33)+`}`)
+	wantError(t, res, http.StatusBadRequest, apierr.InvalidMessage)
+	if !bytes.Contains(res.body, []byte("32")) {
+		t.Errorf("error %s does not name the limit", res.body)
+	}
+	ok := f.publish("alice", `{"body":"at the limit","data":`+nested(32)+`}`, http.StatusCreated)
+
+	res = f.postJSON("/v1/messages", `{"messages":[{"user":"alice","data":`+nested(33)+`},{"user":"alice","body":"flat"}]}`)
+	var b batchResp
+	decode(t, res.body, &b)
+	if res.status != http.StatusOK || len(b.Results) != 2 {
+		t.Fatalf("batch: %v", res)
+	}
+	if e := b.Results[0].Error; e == nil || e.Code != apierr.InvalidMessage {
+		t.Errorf("deep item = %+v, want invalid_message", b.Results[0])
+	}
+	if b.Results[1].Error != nil || b.Results[1].Seq != ok.Seq+1 {
+		t.Errorf("flat item = %+v", b.Results[1])
+	}
+	h := f.history("alice", "")
+	if len(h.Messages) != 2 || !json.Valid(h.Messages[0].Data) {
+		t.Errorf("history = %+v", h.Messages)
 	}
 }
