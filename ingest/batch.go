@@ -131,7 +131,8 @@ func (h *Handler) decodeBatch(w http.ResponseWriter, r *http.Request) (*decodedB
 	if tok, err := dec.Token(); err != nil {
 		return nil, bodyErr(err, h.maxBodyBytes)
 	} else if tok != json.Delim('{') {
-		return nil, errBatchShape
+		// A value of the wrong type, as decoding it whole reported it.
+		return nil, apierr.New(apierr.InvalidMessage, `the body must be a JSON object: {"messages":[…]}`)
 	}
 	var b *decodedBatch
 	for dec.More() {

@@ -142,7 +142,7 @@ func TestBatchRejected(t *testing.T) {
 		{"no messages", `{}`, nil, 400, apierr.InvalidRequest},
 		{"null messages", `{"messages":null}`, nil, 400, apierr.InvalidRequest},
 		{"messages not array", `{"messages":{"user":"a"}}`, nil, 400, apierr.InvalidMessage},
-		{"not an object", `[{"user":"a","body":"b"}]`, nil, 400, apierr.InvalidRequest},
+		{"not an object", `[{"user":"a","body":"b"}]`, nil, 400, apierr.InvalidMessage},
 		{"messages twice", `{"messages":[],"messages":[{"user":"a","body":"b"}]}`, nil, 400, apierr.InvalidRequest},
 		{"cut off item", `{"messages":[{"user":"a","body":"b"},{"user"`, nil, 400, apierr.InvalidJSON},
 		{"bad item syntax", `{"messages":[{"user":"a","body":"b"},,]}`, nil, 400, apierr.InvalidJSON},
