@@ -75,11 +75,15 @@ type Ingest struct {
 	PublishTimeout  time.Duration `yaml:"publish_timeout"`
 	RetryAfter      time.Duration `yaml:"retry_after"`
 	// RateLimit is the messages per second each producer key may publish
-	// (a token bucket; a batch takes one token per message, at most
-	// RateBurst). 0: unlimited.
+	// (a token bucket; a batch takes one token per message). 0: unlimited.
 	RateLimit int `yaml:"rate_limit"`
-	// RateBurst is the bucket size of RateLimit.
+	// RateBurst is the bucket size of RateLimit, and so the largest batch
+	// a rate-limited key can send.
 	RateBurst int `yaml:"rate_burst"`
+	// MaxConcurrentBatches bounds the batch requests one ingest node
+	// decodes and publishes at once; a batch beyond it waits up to
+	// PublishTimeout for a slot, then gets 503. 0: unlimited.
+	MaxConcurrentBatches int `yaml:"max_concurrent_batches"`
 }
 
 // Auth configures client tokens (SPEC §5).
@@ -162,6 +166,10 @@ func Default() Config {
 			PublishTimeout:  5 * time.Second,
 			RetryAfter:      time.Second,
 			RateBurst:       1000,
+			// A batch in progress holds its encoded messages, about the
+			// size of its body, until JetStream acks them: 8 bound that
+			// to about 8 × http.max_body_bytes per node.
+			MaxConcurrentBatches: 8,
 		},
 		Edge: Edge{
 			Delivery:        DeliveryLive,
@@ -327,6 +335,9 @@ func (i *Ingest) validate(bad badFunc) {
 	}
 	if i.RateLimit > 0 && i.RateBurst < 1 {
 		bad("ingest.rate_burst", i.RateBurst, "must be positive when ingest.rate_limit is set")
+	}
+	if i.MaxConcurrentBatches < 0 {
+		bad("ingest.max_concurrent_batches", i.MaxConcurrentBatches, "must not be negative (0: unlimited)")
 	}
 }
 

@@ -16,6 +16,7 @@ func TestLimitsValidation(t *testing.T) {
 	}{
 		{path: "ingest.rate_limit", value: "-1"},
 		{path: "ingest.rate_burst", value: "0", extra: map[string]string{"ingest.rate_limit": "10"}},
+		{path: "ingest.max_concurrent_batches", value: "-1"},
 		{path: "edge.max_conns", value: "-1"},
 		{path: "edge.ip_connect_rate", value: "-5"},
 		{path: "edge.ip_connect_burst", value: "0", extra: map[string]string{"edge.ip_connect_rate": "1"}},

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -13,11 +15,6 @@ import (
 	"github.com/herald-push/herald/ingest/apierr"
 	"github.com/herald-push/herald/streams"
 )
-
-// batchRequest is the body of POST /v1/messages.
-type batchRequest struct {
-	Messages []json.RawMessage `json:"messages"`
-}
 
 // batchResult is one item's result: id and seq, or an error.
 type batchResult struct {
@@ -41,15 +38,13 @@ func failed(err error) batchResult {
 	return batchResult{Error: &itemError{Code: e.Code, Message: e.Message}}
 }
 
-// batch handles POST /v1/messages: every valid item is published
-// asynchronously, in request order, then every ack is awaited until the
-// publish timeout. Results are in request order; a bad item or a missing ack
-// fails that item only.
+// batch handles POST /v1/messages. It waits for a batch slot, decodes the
+// body one item at a time (decodeBatch), takes one rate-limit token per
+// item, then publishes every valid item asynchronously, in request order,
+// and awaits every ack until the publish timeout. Results are in request
+// order; a bad item or a missing ack fails that item only.
 func (h *Handler) batch(w http.ResponseWriter, r *http.Request) (string, error) {
 	if err := h.authProducer(r); err != nil {
-		return "", err
-	}
-	if err := h.rateLimit(r, 1); err != nil {
 		return "", err
 	}
 	if r.Header.Get("Idempotency-Key") != "" {
@@ -58,56 +53,197 @@ func (h *Handler) batch(w http.ResponseWriter, r *http.Request) (string, error) 
 	if _, err := mediaType(r, false); err != nil {
 		return "", err
 	}
-	raw, err := readBody(w, r, h.maxBodyBytes)
+	release, err := h.batchSlot(r.Context())
 	if err != nil {
 		return "", err
 	}
-	var req batchRequest
-	if err := json.Unmarshal(raw, &req); err != nil {
-		return "", decodeErr(err)
-	}
-	if req.Messages == nil {
-		return "", apierr.New(apierr.InvalidRequest, `the body must be {"messages":[…]}`)
-	}
-	if len(req.Messages) > h.ingest.MaxBatch {
-		return "", apierr.New(apierr.TooLarge, "%d messages in one batch; the limit is %d", len(req.Messages), h.ingest.MaxBatch)
-	}
-	if err := h.rateLimit(r, len(req.Messages)-1); err != nil { // the request took one
+	defer release()
+	b, err := h.decodeBatch(w, r)
+	if err != nil {
 		return "", err
 	}
-
-	results := make([]batchResult, len(req.Messages))
-	msgs := make([]*nats.Msg, len(req.Messages))
-	users := make([]string, len(req.Messages))
-	valid := 0
-	for i, item := range req.Messages {
-		var in input
-		if err := json.Unmarshal(item, &in); err != nil {
-			results[i] = failed(decodeErr(err))
-			continue
-		}
-		if err := streams.ValidateUser(in.User); err != nil {
-			results[i] = failed(apierr.Wrap(apierr.InvalidUser, err, err.Error()))
-			continue
-		}
-		env, payload, err := h.envelope(in.User, in, "")
-		if err != nil {
-			results[i] = failed(err)
-			continue
-		}
-		results[i].ID = env.ID
-		msgs[i], users[i] = h.natsMsg(in.User, env.ID, payload), in.User
-		valid++
+	// Every item costs a token, a bad one too (it cost decoding); an empty
+	// batch costs one, like any request.
+	if err := h.rateLimit(r, max(len(b.results), 1)); err != nil {
+		return "", err
 	}
-	if valid > 0 {
+	if b.valid > 0 {
 		if err := h.checkConnected(); err != nil {
 			return "", err
 		}
-		h.publishAll(r.Context(), msgs, users, results)
+		h.publishAll(r.Context(), b.msgs, b.users, b.results)
 	}
-	apierr.WriteJSON(w, http.StatusOK, batchResponse{Results: results})
+	apierr.WriteJSON(w, http.StatusOK, batchResponse{Results: b.results})
 	return outcomeOK, nil
 }
+
+// batchSlot takes one of the ingest.max_concurrent_batches slots, so that
+// the memory of the batches a node works on at once stays bounded. When all
+// are taken it waits, at most the publish timeout and while the request
+// lasts, then answers 503 with Retry-After. It returns the slot's release.
+func (h *Handler) batchSlot(ctx context.Context) (release func(), err error) {
+	if h.batchSlots == nil {
+		return func() {}, nil
+	}
+	release = func() { <-h.batchSlots }
+	select {
+	case h.batchSlots <- struct{}{}:
+		return release, nil
+	default:
+	}
+	t := time.NewTimer(h.ingest.PublishTimeout)
+	defer t.Stop()
+	select {
+	case h.batchSlots <- struct{}{}:
+		return release, nil
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return nil, h.unavailable(fmt.Sprintf("%d batches are already in progress (ingest.max_concurrent_batches); retry later", cap(h.batchSlots)), errBatchesBusy)
+}
+
+// errBatchesBusy is the cause of a 503 when no batch slot became free.
+var errBatchesBusy = errors.New("ingest: every batch slot is taken")
+
+// decodedBatch is a decoded batch body: results[i] holds item i's id or
+// error, msgs[i] and users[i] its write (msgs[i] is nil when it failed).
+type decodedBatch struct {
+	results []batchResult
+	msgs    []*nats.Msg
+	users   []string
+	valid   int
+}
+
+// errBatchShape refuses a body that is not {"messages":[…]}.
+var errBatchShape = apierr.New(apierr.InvalidRequest, `the body must be {"messages":[…]}`)
+
+// decodeBatch reads {"messages":[…]} as a stream of tokens, checking and
+// encoding each item as soon as it is read, so that a batch with more
+// items than it may have is refused before the next one is read, and the
+// memory of a batch is its valid messages rather than one value per item
+// of the whole body. Other top-level fields are skipped.
+func (h *Handler) decodeBatch(w http.ResponseWriter, r *http.Request) (*decodedBatch, error) {
+	body, err := limitBody(w, r, h.maxBodyBytes)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(body)
+	if tok, err := dec.Token(); err != nil {
+		return nil, bodyErr(err, h.maxBodyBytes)
+	} else if tok != json.Delim('{') {
+		// A value of the wrong type, as decoding it whole reported it.
+		return nil, apierr.New(apierr.InvalidMessage, `the body must be a JSON object: {"messages":[…]}`)
+	}
+	var b *decodedBatch
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return nil, bodyErr(err, h.maxBodyBytes)
+		}
+		if key != "messages" {
+			if err := dec.Decode(&skip{}); err != nil {
+				return nil, bodyErr(err, h.maxBodyBytes)
+			}
+			continue
+		}
+		if b != nil {
+			return nil, apierr.New(apierr.InvalidRequest, `"messages" appears twice`)
+		}
+		if b, err = h.decodeItems(dec); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, bodyErr(err, h.maxBodyBytes)
+	}
+	switch _, err := dec.Token(); {
+	case err == nil:
+		return nil, apierr.New(apierr.InvalidJSON, "request body is not valid JSON: data after the top-level object")
+	case !errors.Is(err, io.EOF):
+		return nil, bodyErr(err, h.maxBodyBytes)
+	}
+	if b == nil {
+		return nil, errBatchShape
+	}
+	return b, nil
+}
+
+// decodeItems reads the value of "messages": null is 400 invalid_request,
+// anything but an array 400 invalid_message, an item beyond the limit 413.
+func (h *Handler) decodeItems(dec *json.Decoder) (*decodedBatch, error) {
+	tok, err := dec.Token()
+	switch {
+	case err != nil:
+		return nil, bodyErr(err, h.maxBodyBytes)
+	case tok == nil:
+		return nil, errBatchShape
+	case tok != json.Delim('['):
+		return nil, apierr.New(apierr.InvalidMessage, "messages must be an array")
+	}
+	limit := h.batchLimit()
+	b := &decodedBatch{results: []batchResult{}}
+	var raw json.RawMessage // reused: each item is copied out of it
+	for dec.More() {
+		if len(b.results) == limit {
+			return nil, h.tooManyItems()
+		}
+		raw = raw[:0]
+		if err := dec.Decode(&raw); err != nil {
+			return nil, bodyErr(err, h.maxBodyBytes)
+		}
+		res, msg, user := h.item(raw)
+		if msg != nil {
+			b.valid++
+		}
+		b.results = append(b.results, res)
+		b.msgs = append(b.msgs, msg)
+		b.users = append(b.users, user)
+	}
+	if _, err := dec.Token(); err != nil { // the closing bracket
+		return nil, bodyErr(err, h.maxBodyBytes)
+	}
+	return b, nil
+}
+
+// item checks one batch item and returns its result, and its write and user
+// when it is valid.
+func (h *Handler) item(raw []byte) (batchResult, *nats.Msg, string) {
+	var in input
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return failed(decodeErr(err)), nil, ""
+	}
+	if err := streams.ValidateUser(in.User); err != nil {
+		return failed(apierr.Wrap(apierr.InvalidUser, err, err.Error())), nil, ""
+	}
+	env, payload, err := h.envelope(in.User, in, "")
+	if err != nil {
+		return failed(err), nil, ""
+	}
+	return batchResult{ID: env.ID}, h.natsMsg(in.User, env.ID, payload), in.User
+}
+
+// batchLimit is the most items a batch may have: ingest.max_batch, or
+// ingest.rate_burst when a rate limit is set and its burst is smaller, since
+// a larger batch could never take its tokens.
+func (h *Handler) batchLimit() int {
+	if h.limiter != nil {
+		return min(h.ingest.MaxBatch, h.limiter.burst)
+	}
+	return h.ingest.MaxBatch
+}
+
+// tooManyItems is the 413 of a batch over batchLimit, naming the setting.
+func (h *Handler) tooManyItems() error {
+	if n := h.batchLimit(); n < h.ingest.MaxBatch {
+		return h.overBurst()
+	}
+	return apierr.New(apierr.TooLarge, "more than %d messages in one batch (ingest.max_batch); split it", h.ingest.MaxBatch)
+}
+
+// skip discards a JSON value that the decoder has read (and checked).
+type skip struct{}
+
+func (*skip) UnmarshalJSON([]byte) error { return nil }
 
 // publishAll publishes every non-nil msgs[i] and fills results[i].
 func (h *Handler) publishAll(parent context.Context, msgs []*nats.Msg, users []string, results []batchResult) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -91,7 +92,7 @@ func TestBatchItems(t *testing.T) {
 	var b batchResp
 	decode(t, res.body, &b)
 	wantCodes := []apierr.Code{"", apierr.InvalidUser, apierr.InvalidUser, apierr.InvalidMessage, "",
-		apierr.InvalidMessage, apierr.TooLarge, apierr.InvalidMessage, ""}
+		"", apierr.TooLarge, apierr.InvalidMessage, ""}
 	if len(b.Results) != len(wantCodes) {
 		t.Fatalf("%d results: %s", len(b.Results), res.body)
 	}
@@ -107,11 +108,15 @@ func TestBatchItems(t *testing.T) {
 	if r := b.Results[4]; !r.Duplicate || r.Seq != b.Results[0].Seq || r.ID != "same" {
 		t.Errorf("in-batch duplicate = %+v, want seq %d", r, b.Results[0].Seq)
 	}
-	if b.Results[8].Seq != 2 {
-		t.Errorf("last item seq = %d, want 2", b.Results[8].Seq)
+	// Ids are per user: bob's "same" is a message of its own.
+	if r := b.Results[5]; r.Duplicate || r.Seq != 2 || r.ID != "same" {
+		t.Errorf("other user's item with the same id = %+v, want seq 2", r)
 	}
-	if msgs, _ := f.state(); msgs != 2 {
-		t.Errorf("stream holds %d messages, want 2", msgs)
+	if b.Results[8].Seq != 3 {
+		t.Errorf("last item seq = %d, want 3", b.Results[8].Seq)
+	}
+	if msgs, _ := f.state(); msgs != 3 {
+		t.Errorf("stream holds %d messages, want 3", msgs)
 	}
 }
 
@@ -140,6 +145,11 @@ func TestBatchRejected(t *testing.T) {
 		{"no messages", `{}`, nil, 400, apierr.InvalidRequest},
 		{"null messages", `{"messages":null}`, nil, 400, apierr.InvalidRequest},
 		{"messages not array", `{"messages":{"user":"a"}}`, nil, 400, apierr.InvalidMessage},
+		{"not an object", `[{"user":"a","body":"b"}]`, nil, 400, apierr.InvalidMessage},
+		{"messages twice", `{"messages":[],"messages":[{"user":"a","body":"b"}]}`, nil, 400, apierr.InvalidRequest},
+		{"cut off item", `{"messages":[{"user":"a","body":"b"},{"user"`, nil, 400, apierr.InvalidJSON},
+		{"bad item syntax", `{"messages":[{"user":"a","body":"b"},,]}`, nil, 400, apierr.InvalidJSON},
+		{"data after the object", `{"messages":[{"user":"a","body":"b"}]} {}`, nil, 400, apierr.InvalidJSON},
 		{"idempotency key", items(1), []string{"Idempotency-Key", "k"}, 400, apierr.InvalidRequest},
 		{"text", items(1), []string{"Content-Type", "text/plain"}, 415, apierr.Unsupported},
 	}
@@ -164,6 +174,21 @@ func TestBatchRejected(t *testing.T) {
 	if res.status != http.StatusOK || string(res.body) != "{\"results\":[]}\n" {
 		t.Errorf("empty batch: %v", res)
 	}
+	// Other top-level fields are skipped, before and after the messages.
+	res = f.postJSON("/v1/messages", `{"meta":{"a":[1,{"b":"]}"}]},"messages":[{"user":"u","body":"b"}],"n":1}`)
+	decode(t, res.body, &b)
+	if res.status != http.StatusOK || len(b.Results) != 1 || b.Results[0].Seq != 11 {
+		t.Errorf("batch with other fields: %v", res)
+	}
+
+	// A body without Content-Length is cut off at http.max_body_bytes
+	// while it is decoded.
+	over := io.MultiReader(strings.NewReader(`{"messages":[`), bytes.NewReader(bytes.Repeat([]byte(" "), int(f.cfg.HTTP.MaxBodyBytes))), strings.NewReader(`]}`))
+	req := httptest.NewRequest(http.MethodPost, "/v1/messages", over)
+	req.Header.Set("Authorization", "Bearer "+producerKey)
+	rec := httptest.NewRecorder()
+	f.mux().ServeHTTP(rec, req)
+	wantError(t, response{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}, http.StatusRequestEntityTooLarge, apierr.TooLarge)
 }
 
 // TestBatch1000 publishes a full default batch through the async window.

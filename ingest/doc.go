@@ -6,9 +6,9 @@
 //	GET  /v1/users/{user}/messages   history: ?since=<seq>&limit=<n>
 //
 // Every write goes to the user's subject (streams.Subjects.User) with the
-// headers Nats-Msg-Id (the message id, so that a retry within the stream's
-// duplicate window is stored once) and Nats-Expected-Stream (so that a write
-// can never land in another stream). A 2xx is only written after JetStream
+// headers Nats-Msg-Id (the message id scoped by user, streams.MsgID, so that
+// a retry within the stream's duplicate window is stored once) and
+// Nats-Expected-Stream (so that a write can never land in another stream). A 2xx is only written after JetStream
 // acknowledged the write; when NATS is unreachable, has no stream, or does not
 // answer within Ingest.PublishTimeout, the answer is 503 unavailable with a
 // Retry-After header. A 503 does not prove that nothing was stored: retry
@@ -24,22 +24,36 @@
 //     ignored (the server sets them). A "user" field in the body of a single
 //     publish must equal the user in the path (else 400 invalid_message).
 //   - A JSON value of the wrong type (for example "priority":"high") is
-//     400 invalid_message; malformed JSON is 400 invalid_json.
+//     400 invalid_message; malformed JSON is 400 invalid_json. data nested
+//     deeper than streams.MaxDataDepth (32) levels is 400 invalid_message.
 //   - Content types: application/json or none for JSON, text/plain (valid
 //     UTF-8) for a body-only message; anything else is 415
 //     unsupported_media_type. A batch takes JSON only.
 //   - A single publish body larger than 2×max_message_bytes+4 KiB (capped by
 //     http.max_body_bytes) is 413 too_large before it is decoded; the stored
 //     envelope is then checked against max_message_bytes.
-//   - A batch of more than max_batch messages is 413 too_large; an
-//     Idempotency-Key header on a batch is 400 invalid_request (set "id" per
-//     item instead).
+//   - A batch body is decoded as a stream of tokens, each item checked and
+//     encoded as it is read: the item after the max_batch-th (or, with a
+//     rate limit, the rate_burst-th) ends the request with 413 too_large
+//     naming the setting, before the rest is read. Other top-level fields
+//     are skipped; "messages" twice is 400 invalid_request. An
+//     Idempotency-Key header on a batch is 400 invalid_request (set "id"
+//     per item instead).
+//   - At most ingest.max_concurrent_batches batches are decoded and
+//     published at once per Handler. Another batch waits for a slot before
+//     its body is read, at most publish_timeout and while its request
+//     lasts, then gets 503 unavailable with Retry-After.
+//   - The rate limit takes one token per single publish, before its body is
+//     read, and one per batch item (at least one), once the batch is
+//     decoded: a batch the bucket cannot pay yet is 429 with the
+//     Retry-After at which it can, and takes nothing; a batch larger than
+//     rate_burst could never pass and is 413 too_large.
 //   - A duplicate single publish answers 200 with the first seq, the id and
 //     "duplicate":true; its "time" is the stored message's time when it can
-//     still be read, else it is left out. JetStream's duplicate window is
-//     stream-wide, so an id already used for another user is not a retry:
-//     it is 400 invalid_message (a batch item gets that error) rather than
-//     a silent drop. Ids should be unique per stream, not per user.
+//     still be read, else it is left out. Ids are per user: the Nats-Msg-Id
+//     is "<user token>:<id>" (SPEC §3 says the id itself), so the same id
+//     sent for two users stores two messages, and one user's ids can neither
+//     block nor reveal another's. The envelope's "id" is kept as given.
 //   - A batch answers 200 with per-item results, including an "unavailable"
 //     item whose ack did not arrive within the publish timeout; only when
 //     the NATS connection is down before publishing is the whole batch 503.

@@ -301,8 +301,8 @@ func (f *fixture) storedEnvelope(seq uint64, user string) streams.Envelope {
 	}
 	var e streams.Envelope
 	decode(f.t, m.Data, &e)
-	if m.Header.Get(jetstream.MsgIDHeader) != e.ID {
-		f.t.Errorf("seq %d: Nats-Msg-Id %q, envelope id %q", seq, m.Header.Get(jetstream.MsgIDHeader), e.ID)
+	if got, want := m.Header.Get(jetstream.MsgIDHeader), streams.MsgID(user, e.ID); got != want {
+		f.t.Errorf("seq %d: Nats-Msg-Id %q, want %q", seq, got, want)
 	}
 	return e
 }

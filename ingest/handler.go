@@ -60,7 +60,8 @@ type Handler struct {
 	maxBodyBytes int64
 	singleLimit  int64
 	keys         keyring
-	limiter      *rateLimiter // nil: no producer rate limit
+	limiter      *rateLimiter  // nil: no producer rate limit
+	batchSlots   chan struct{} // a send takes a batch slot; nil: unlimited
 	tokens       TokenVerifier
 	pub          publisher
 	nc           *nats.Conn
@@ -123,6 +124,9 @@ func New(opts Options, js jetstream.JetStream) (*Handler, error) {
 		metrics:      m,
 		log:          log.With("component", "ingest"),
 	}
+	if n := opts.Ingest.MaxConcurrentBatches; n > 0 {
+		h.batchSlots = make(chan struct{}, n)
+	}
 	return h, nil
 }
 
@@ -147,6 +151,9 @@ func validate(o *Options) error {
 	}
 	if o.Ingest.RetryAfter <= 0 {
 		errs = append(errs, fmt.Errorf("retry after %v must be positive", o.Ingest.RetryAfter))
+	}
+	if o.Ingest.MaxConcurrentBatches < 0 {
+		errs = append(errs, fmt.Errorf("max concurrent batches %d must not be negative", o.Ingest.MaxConcurrentBatches))
 	}
 	if o.MaxBodyBytes < 1 {
 		errs = append(errs, fmt.Errorf("max body bytes %d must be positive", o.MaxBodyBytes))

@@ -136,13 +136,11 @@ func mediaType(r *http.Request, allowText bool) (text bool, err error) {
 
 // readBody reads the whole body, at most limit bytes; more is 413.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	if r.ContentLength > limit {
-		return nil, tooLargeBody(limit)
+	body, err := limitBody(w, r, limit)
+	if err != nil {
+		return nil, err
 	}
-	// A body that trickles in is cut off (a recorder without a connection
-	// does not support deadlines; nothing to bound then).
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyReadTimeout))
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	b, err := io.ReadAll(body)
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
@@ -151,6 +149,36 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		return nil, apierr.Wrap(apierr.InvalidRequest, err, "reading the request body failed")
 	}
 	return b, nil
+}
+
+// limitBody returns the body cut off after limit bytes (a read past it
+// fails with *http.MaxBytesError), or 413 at once when Content-Length
+// says it is longer.
+func limitBody(w http.ResponseWriter, r *http.Request, limit int64) (io.Reader, error) {
+	if r.ContentLength > limit {
+		return nil, tooLargeBody(limit)
+	}
+	// A body that trickles in is cut off (a recorder without a connection
+	// does not support deadlines; nothing to bound then).
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyReadTimeout))
+	return http.MaxBytesReader(w, r.Body, limit), nil
+}
+
+// bodyErr maps an error met while decoding a body as a stream: past the
+// limit is 413, malformed or cut-off JSON 400 invalid_json, any other
+// failed read 400 invalid_request.
+func bodyErr(err error, limit int64) error {
+	var mbe *http.MaxBytesError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &mbe):
+		return tooLargeBody(limit)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return decodeErr(io.ErrUnexpectedEOF)
+	case errors.As(err, &se):
+		return decodeErr(err)
+	}
+	return apierr.Wrap(apierr.InvalidRequest, err, "reading the request body failed")
 }
 
 func tooLargeBody(limit int64) error {
@@ -221,11 +249,11 @@ func (h *Handler) envelope(user string, in input, key string) (streams.Envelope,
 }
 
 // natsMsg is the write of one envelope: on the user's subject, with the id
-// as Nats-Msg-Id and the stream as Nats-Expected-Stream.
+// scoped by user as Nats-Msg-Id and the stream as Nats-Expected-Stream.
 func (h *Handler) natsMsg(user, id string, payload []byte) *nats.Msg {
 	m := nats.NewMsg(h.subjects.User(user))
 	m.Data = payload
-	m.Header.Set(jetstream.MsgIDHeader, id)
+	m.Header.Set(jetstream.MsgIDHeader, streams.MsgID(user, id))
 	m.Header.Set(jetstream.ExpectedStreamHeader, h.streamName)
 	return m
 }
@@ -243,9 +271,10 @@ func (h *Handler) publishErr(user string, err error) error {
 
 // original inspects the message a duplicate write matched (at seq). It
 // returns the stored time, or nil when the message cannot be read (then the
-// duplicate is reported without a time). The duplicate window is
-// stream-wide, so an id already used for another user is 400: the write was
-// not stored and is not a retry of this message.
+// duplicate is reported without a time). Nats-Msg-Id is scoped by user
+// (streams.MsgID), so the match is this user's message unless a publisher
+// straight to NATS set the header by hand for another subject: that is 400,
+// since the write was not stored and is not a retry of this message.
 func (h *Handler) original(ctx context.Context, user, id string, seq uint64) (*time.Time, error) {
 	sm, err := h.reader.Next(ctx, seq, "")
 	if err != nil {

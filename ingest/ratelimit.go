@@ -3,6 +3,7 @@ package ingest
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -14,9 +15,10 @@ import (
 
 // rateLimiter is a token bucket per producer key (ingest.rate_limit
 // messages per second, ingest.rate_burst deep). Its table is indexed like
-// the keyring, so its size is the number of configured keys. Every
-// authenticated publish request costs one token; a batch of n messages
-// costs n, at most the burst. Safe for concurrent use.
+// the keyring, so its size is the number of configured keys. A single
+// publish costs one token, a batch one per item (at least one); a batch of
+// more items than the burst can never be admitted, so it is refused as too
+// large. Safe for concurrent use.
 type rateLimiter struct {
 	buckets []*rate.Limiter
 	burst   int
@@ -45,9 +47,11 @@ func (kr keyring) index(key string) int {
 	return idx
 }
 
-// rateLimit takes n tokens (at most the burst) from the bucket of the
-// request's producer key, which authProducer accepted. Without a token it
-// returns 429 rate_limited with the time until there will be enough.
+// rateLimit takes n tokens from the bucket of the request's producer key,
+// which authProducer accepted. When the bucket holds fewer it takes none and
+// returns 429 rate_limited with Retry-After set to when it will hold n
+// (rounded up to whole seconds). More than the burst can never be taken:
+// 413 too_large naming ingest.rate_burst, without a Retry-After.
 func (h *Handler) rateLimit(r *http.Request, n int) error {
 	if h.limiter == nil || n < 1 {
 		return nil
@@ -57,18 +61,31 @@ func (h *Handler) rateLimit(r *http.Request, n int) error {
 	if i < 0 {
 		return nil // not a producer key; authProducer refuses it
 	}
-	now := time.Now()
-	res := h.limiter.buckets[i].ReserveN(now, min(n, h.limiter.burst))
-	wait := time.Second
-	if res.OK() {
-		d := res.DelayFrom(now)
-		if d == 0 {
-			return nil
-		}
-		res.CancelAt(now)
-		wait = max(d, time.Second)
+	if n > h.limiter.burst {
+		return h.overBurst()
 	}
-	return &apierr.Error{Code: apierr.RateLimited, Message: "this producer key is over its rate limit (ingest.rate_limit); retry later", RetryAfter: wait}
+	now := time.Now()
+	res := h.limiter.buckets[i].ReserveN(now, n)
+	if !res.OK() {
+		return h.overBurst()
+	}
+	d := res.DelayFrom(now)
+	if d == 0 {
+		return nil
+	}
+	res.CancelAt(now)
+	secs := (d + time.Second - 1) / time.Second
+	return &apierr.Error{
+		Code:       apierr.RateLimited,
+		Message:    fmt.Sprintf("this producer key is over its rate limit (ingest.rate_limit): %d messages can be published in %d s", n, secs),
+		RetryAfter: d,
+	}
+}
+
+// overBurst is the 413 of a request with more messages than the bucket
+// holds when full.
+func (h *Handler) overBurst() error {
+	return apierr.New(apierr.TooLarge, "more than %d messages in one request can never pass this producer key's rate limit (ingest.rate_burst); split the batch", h.limiter.burst)
 }
 
 // bodyReadTimeout bounds the reading of a request body, so that a client

@@ -17,6 +17,11 @@ const (
 	MaxIDLen        = 128
 	MaxTags         = 32
 	MaxTagLen       = 128
+	// MaxDataDepth is how deeply data may nest objects and arrays; data
+	// itself is level 1, so {"a":{"b":[1]}} has depth 3. Deeper data is
+	// refused, so that every stored message (and a history page of them)
+	// stays within the depth limits of common JSON parsers.
+	MaxDataDepth = 32
 )
 
 // ErrInvalidMessage is wrapped by every envelope validation error.
@@ -59,7 +64,12 @@ func (e *Envelope) Validate() error {
 		d := bytes.TrimSpace(e.Data)
 		if bytes.Equal(d, []byte("null")) {
 			e.Data = nil
-		} else if len(d) == 0 || d[0] != '{' || !json.Valid(d) {
+		} else if len(d) == 0 || d[0] != '{' {
+			return fmt.Errorf("%w: data must be a JSON object", ErrInvalidMessage)
+		} else if depth(d, MaxDataDepth) > MaxDataDepth {
+			// Checked before json.Valid, which accepts 10 000 levels.
+			return fmt.Errorf("%w: data nests deeper than %d levels", ErrInvalidMessage, MaxDataDepth)
+		} else if !json.Valid(d) {
 			return fmt.Errorf("%w: data must be a JSON object", ErrInvalidMessage)
 		}
 	}
@@ -67,6 +77,42 @@ func (e *Envelope) Validate() error {
 		return fmt.Errorf("%w: a message needs a title, a body or data", ErrInvalidMessage)
 	}
 	return nil
+}
+
+// depth returns how deeply the JSON text b nests objects and arrays,
+// counting '{' and '[' outside strings; it stops counting once the depth
+// exceeds limit. It does not validate b, so it is only exact for valid
+// JSON, and it reads each byte once without allocating.
+func depth(b []byte, limit int) int {
+	level, deepest := 0, 0
+	inString := false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++ // the escaped byte cannot end the string
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			level++
+			if level > deepest {
+				deepest = level
+				if deepest > limit {
+					return deepest
+				}
+			}
+		case '}', ']':
+			level--
+		}
+	}
+	return deepest
 }
 
 // validateID checks an idempotency key: 1–128 printable ASCII characters, so
@@ -89,6 +135,16 @@ func ValidateID(id string) error {
 		return fmt.Errorf("%w: id is empty", ErrInvalidMessage)
 	}
 	return validateID(id)
+}
+
+// MsgID returns the Nats-Msg-Id of a message with idempotency key id for
+// user: the user's subject token, ":" and id. JetStream's duplicate window
+// is stream-wide; scoping the header by user means one user's id can
+// neither block nor reveal another user's. No token contains ":", so
+// distinct (user, id) pairs never share a MsgID. The envelope keeps id as
+// given. Every writer of Herald messages sets the header with this function.
+func MsgID(user, id string) string {
+	return Token(user) + ":" + id
 }
 
 // PriorityOrDefault returns the message priority, DefaultPriority when unset.

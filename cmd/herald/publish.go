@@ -47,7 +47,8 @@ By default it posts to the ingest API at --url with the producer key --key
 (else the first of ingest.producer_keys / HERALD_PRODUCER_KEYS, else the key
 herald serve generated in <data-dir>/credentials.json). With --nats it stores
 the envelope straight in JetStream at --nats-url, with Nats-Msg-Id set to the
-id so that a retry within the duplicate window is stored once.`,
+id scoped by user (as ingest sets it), so that a retry within the duplicate
+window, by either path, is stored once.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := a.loadConfig(cmd)
@@ -191,7 +192,7 @@ func (a *app) publishNATS(ctx context.Context, cfg *config.Config, f *publishFla
 	}
 	msg := nats.NewMsg(streams.Subjects{Prefix: cfg.Stream.Prefix}.User(e.User))
 	msg.Data = payload
-	msg.Header.Set(jetstream.MsgIDHeader, e.ID)
+	msg.Header.Set(jetstream.MsgIDHeader, streams.MsgID(e.User, e.ID))
 	ctx, cancel := context.WithTimeout(ctx, cfg.Ingest.PublishTimeout)
 	defer cancel()
 	ack, err := js.PublishMsg(ctx, msg, jetstream.WithExpectStream(cfg.Stream.Name))

@@ -152,7 +152,7 @@ func (r *Runner) publishNATS(ctx context.Context, user, run string, i int, pad s
 	}
 	msg := nats.NewMsg(streams.Subjects{Prefix: r.t.Prefix}.User(user))
 	msg.Data = payload
-	msg.Header.Set(jetstream.MsgIDHeader, e.ID)
+	msg.Header.Set(jetstream.MsgIDHeader, streams.MsgID(user, e.ID))
 	var opts []jetstream.PublishOpt
 	if r.t.Stream != "" {
 		opts = append(opts, jetstream.WithExpectStream(r.t.Stream))
