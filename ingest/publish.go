@@ -139,9 +139,8 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	if r.ContentLength > limit {
 		return nil, tooLargeBody(limit)
 	}
-	// A body that trickles in is cut off (a recorder without a connection
-	// does not support deadlines; nothing to bound then).
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyReadTimeout))
+	// A body that trickles in is cut off by the server's read deadline
+	// (http.body_timeout), set before routing and authentication.
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var mbe *http.MaxBytesError
 	switch {

@@ -70,7 +70,3 @@ func (h *Handler) rateLimit(r *http.Request, n int) error {
 	}
 	return &apierr.Error{Code: apierr.RateLimited, Message: "this producer key is over its rate limit (ingest.rate_limit); retry later", RetryAfter: wait}
 }
-
-// bodyReadTimeout bounds the reading of a request body, so that a client
-// trickling one in cannot hold a connection and a handler forever.
-const bodyReadTimeout = 30 * time.Second

@@ -79,12 +79,7 @@ func (n *node) listenAdmin() (*adminServer, error) {
 	mux.Handle("GET /metrics", n.metrics)
 	log := n.log.With("component", "admin")
 	log.Info("admin listening", "addr", ln.Addr().String())
-	return &adminServer{ln: ln, log: log, hs: &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: n.cfg.HTTP.ReadHeaderTimeout,
-		MaxHeaderBytes:    n.cfg.HTTP.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}}, nil
+	return &adminServer{ln: ln, log: log, hs: newHTTPServer(n.cfg.HTTP, mux, log)}, nil
 }
 
 // serve runs the admin listener until close.
@@ -145,6 +140,3 @@ func (c *natsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.status, prometheus.GaugeValue, 1, c.nc.Status().String())
 	ch <- prometheus.MustNewConstMetric(c.reconnects, prometheus.CounterValue, float64(c.nc.Stats().Reconnects))
 }
-
-// httpIdleTimeout closes keep-alive connections idle between requests.
-const httpIdleTimeout = 2 * time.Minute

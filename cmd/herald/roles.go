@@ -257,15 +257,7 @@ func (n *node) run(ctx context.Context, ln net.Listener) error {
 			}
 		}()
 	}
-	hs := &http.Server{
-		Handler:           n.handler,
-		ReadHeaderTimeout: n.cfg.HTTP.ReadHeaderTimeout,
-		// Keep-alive connections idle between requests are closed; a
-		// WebSocket (hijacked) or an SSE stream (in a request) is not idle.
-		IdleTimeout:    httpIdleTimeout,
-		MaxHeaderBytes: n.cfg.HTTP.MaxHeaderBytes,
-		ErrorLog:       slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
-	}
+	hs := newHTTPServer(n.cfg.HTTP, n.handler, n.log)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
