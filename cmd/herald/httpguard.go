@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path"
+	"strings"
 	"time"
 
 	"github.com/herald-push/herald/config"
@@ -106,4 +108,22 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 		_ = b.rc.SetReadDeadline(time.Time{})
 	}
 	return n, err
+}
+
+// canonicalPath reports whether the mux would serve r's path as it is,
+// rather than redirect to a cleaned form (no "." or ".." segments, no
+// "//"). CONNECT requests are not cleaned by the mux.
+func canonicalPath(r *http.Request) bool {
+	if r.Method == http.MethodConnect {
+		return true
+	}
+	p := r.URL.EscapedPath()
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	clean := path.Clean(p)
+	if strings.HasSuffix(p, "/") && clean != "/" {
+		clean += "/"
+	}
+	return clean == p
 }

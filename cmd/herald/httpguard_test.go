@@ -252,6 +252,53 @@ func TestHeaderLimitJSON(t *testing.T) {
 	}
 }
 
+// TestNoRedirectOnAPIPaths: a path the router would clean ("..", ".",
+// "//") is a JSON 404, never a redirect, and reaches no other user.
+func TestNoRedirectOnAPIPaths(t *testing.T) {
+	checkNoLeaks(t)
+	p, _ := guardServe(t)
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	auth := map[string]string{"Authorization": "Bearer " + guardKey, "Content-Type": "text/plain"}
+	for _, tc := range []struct{ method, path string }{
+		{"GET", "/v1/users/alice/../bob/messages"},
+		{"POST", "/v1/users/alice/../bob/messages"},
+		{"GET", "/v1/users/alice/./messages"},
+		{"GET", "//v1/users/bob/messages"},
+		{"GET", "/v1//users/bob/messages"},
+		{"GET", "/v1/../healthz"},
+		{"POST", "/v1/ack/.."},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			t.Parallel()
+			req, err := http.NewRequest(tc.method, "http://"+p.addr+tc.path, strings.NewReader("x"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range auth {
+				req.Header.Set(k, v)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if loc := resp.Header.Get("Location"); loc != "" {
+				t.Errorf("redirect to %s", loc)
+			}
+			checkJSONError(t, resp.StatusCode, resp.Header.Get("Content-Type"), string(b), 404, "not_found")
+		})
+	}
+	t.Cleanup(func() {
+		if h := history(t, p, guardKey, "bob"); len(h.Messages) != 0 {
+			t.Errorf("bob has %d messages: a non-canonical path reached him", len(h.Messages))
+		}
+	})
+}
+
 func mustMintWith(t *testing.T, secret, user, device string) string {
 	t.Helper()
 	tok, err := token.Mint(secret, user, device, time.Hour)
