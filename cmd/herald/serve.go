@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -30,7 +31,8 @@ Whatever auth is not configured, serve takes from <data-dir>/credentials.json
 (created on first use, reused on restart): the producer key when no
 producer key is configured, the JWT secret when neither a JWT secret nor
 public keys are. It prints what it took with a ready curl and herald
-listen line.`,
+listen line. The data dir is created with mode 0700, or set to 0700 if it
+exists.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := a.loadConfig(cmd)
@@ -106,6 +108,9 @@ func fillCredentials(cfg *config.Config) (generated, error) {
 // sockets with 1001, drains NATS and shuts the embedded server down.
 func (a *app) serve(ctx context.Context, cfg config.Config) error {
 	log := newLogger(cfg.Log, a.stderr).With("role", "serve")
+	if err := prepareDataDir(cfg.DataDir); err != nil {
+		return err
+	}
 	gen, err := fillCredentials(&cfg)
 	if err != nil {
 		return err
@@ -161,6 +166,18 @@ func (a *app) serve(ctx context.Context, cfg config.Config) error {
 		a.ready(ln.Addr().String())
 	}
 	return n.run(ctx, ln)
+}
+
+// prepareDataDir creates serve's data dir with mode 0700, or sets an
+// existing one to 0700: it holds the credentials and the message store.
+func prepareDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("cmd: data_dir: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("cmd: data_dir: set mode 0700: %w", err)
+	}
+	return nil
 }
 
 // printBanner prints where serve listens and, with generated credentials,
