@@ -2,8 +2,10 @@ package main
 
 import (
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,5 +81,39 @@ func TestEmbeddedSyncInterval(t *testing.T) {
 				t.Errorf("SyncInterval = %v, want %v", js.SyncInterval, tc.interval)
 			}
 		})
+	}
+}
+
+// TestBannerReusedCredentials: a banner for credentials reused from the
+// data dir prints neither them nor a token minted with them; it names the
+// file.
+func TestBannerReusedCredentials(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.DataDir = "herald-data"
+	addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}
+	gen := generated{path: filepath.Join(cfg.DataDir, credsFile), key: "the-producer-key-0123456789", jwtSecret: "the-jwt-secret-0123456789abcdef"}
+	var reused, created strings.Builder
+	if err := printBanner(&reused, &cfg, addr, "nats://x", gen); err != nil {
+		t.Fatal(err)
+	}
+	gen.created = true
+	if err := printBanner(&created, &cfg, addr, "nats://x", gen); err != nil {
+		t.Fatal(err)
+	}
+	out := reused.String()
+	for _, secret := range []string{gen.key, gen.jwtSecret} {
+		if strings.Contains(out, secret) {
+			t.Errorf("reused banner prints %q:\n%s", secret, out)
+		}
+		if !strings.Contains(created.String(), secret) {
+			t.Errorf("banner on creation lacks %q:\n%s", secret, created.String())
+		}
+	}
+	if tokenRe.MatchString(out) {
+		t.Errorf("reused banner prints a client token:\n%s", out)
+	}
+	if !strings.Contains(out, gen.path) || !strings.Contains(out, "listen --user alice --device laptop --data-dir herald-data") {
+		t.Errorf("reused banner does not say where the credentials are:\n%s", out)
 	}
 }
