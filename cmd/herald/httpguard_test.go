@@ -299,6 +299,26 @@ func TestNoRedirectOnAPIPaths(t *testing.T) {
 	})
 }
 
+// TestAdminCmdlineNotServed: the admin listener does not serve the
+// command line, which can hold secrets given with --set.
+func TestAdminCmdlineNotServed(t *testing.T) {
+	checkNoLeaks(t)
+	_, admin := guardServe(t)
+	resp, err := http.Get(admin + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkJSONError(t, resp.StatusCode, resp.Header.Get("Content-Type"), string(b), 404, "not_found")
+	if code, _ := httpDo(t, "GET", admin+"/debug/pprof/goroutine?debug=1", nil, ""); code != 200 {
+		t.Errorf("admin goroutine profile = %d, want the rest of pprof served", code)
+	}
+}
+
 func mustMintWith(t *testing.T, secret, user, device string) string {
 	t.Helper()
 	tok, err := token.Mint(secret, user, device, time.Hour)
