@@ -53,6 +53,13 @@ type NATS struct {
 	Embedded string `yaml:"embedded_listen"`
 	// Timeout bounds connects and JetStream API calls.
 	Timeout time.Duration `yaml:"timeout"`
+	// SyncInterval is how often serve's embedded server fsyncs JetStream
+	// writes: a duration, or "always" to fsync every write before it is
+	// acknowledged. Between syncs, acknowledged writes may be in the OS
+	// page cache only, which an OS crash or power loss loses. Only the
+	// embedded server reads it; an external cluster has its own
+	// jetstream sync_interval.
+	SyncInterval string `yaml:"sync_interval"`
 }
 
 // Stream is the definition of the HERALD stream (SPEC §9).
@@ -130,8 +137,15 @@ type Log struct {
 // HTTP configures the HTTP server.
 type HTTP struct {
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
-	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
-	MaxBodyBytes      int64         `yaml:"max_body_bytes"`
+	// BodyTimeout bounds the reading of a request body, from the end of
+	// the headers, before routing and authentication.
+	BodyTimeout time.Duration `yaml:"body_timeout"`
+	// IdleTimeout closes a keep-alive connection idle between requests.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes bounds the request line and headers; beyond it the
+	// answer is 431 too_large.
+	MaxHeaderBytes int   `yaml:"max_header_bytes"`
+	MaxBodyBytes   int64 `yaml:"max_body_bytes"`
 	// TLSCert and TLSKey are PEM files; when set the listener serves
 	// HTTPS and WSS only.
 	TLSCert string `yaml:"tls_cert"`
@@ -147,9 +161,10 @@ func Default() Config {
 		Listen:  ":8080",
 		DataDir: "./herald-data",
 		NATS: NATS{
-			URL:      "nats://127.0.0.1:4222",
-			Embedded: "127.0.0.1:4222",
-			Timeout:  5 * time.Second,
+			URL:          "nats://127.0.0.1:4222",
+			Embedded:     "127.0.0.1:4222",
+			Timeout:      5 * time.Second,
+			SyncInterval: "2m",
 		},
 		Stream: Stream{
 			Name:            "HERALD",
@@ -185,7 +200,7 @@ func Default() Config {
 			IPConnectBurst:  20,
 		},
 		Log:  Log{Level: "info", Format: "text"},
-		HTTP: HTTP{ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10, MaxBodyBytes: 8 << 20},
+		HTTP: HTTP{ReadHeaderTimeout: 10 * time.Second, BodyTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10, MaxBodyBytes: 8 << 20},
 	}
 }
 
@@ -228,6 +243,12 @@ func (c *Config) Validate() error {
 	if c.HTTP.ReadHeaderTimeout <= 0 {
 		bad("http.read_header_timeout", c.HTTP.ReadHeaderTimeout, "must be positive")
 	}
+	if c.HTTP.BodyTimeout <= 0 {
+		bad("http.body_timeout", c.HTTP.BodyTimeout, "must be positive")
+	}
+	if c.HTTP.IdleTimeout <= 0 {
+		bad("http.idle_timeout", c.HTTP.IdleTimeout, "must be positive")
+	}
 	if c.HTTP.MaxHeaderBytes < 1024 {
 		bad("http.max_header_bytes", c.HTTP.MaxHeaderBytes, "must be at least 1024")
 	}
@@ -268,6 +289,22 @@ func (n *NATS) validate(bad badFunc) {
 	if n.Timeout <= 0 {
 		bad("nats.timeout", n.Timeout, "must be positive")
 	}
+	if _, _, err := n.Sync(); err != nil {
+		bad("nats.sync_interval", n.SyncInterval, err.Error())
+	}
+}
+
+// Sync returns nats.sync_interval as the embedded server takes it: always
+// is true for "always" (case-insensitive), else interval is the duration.
+func (n *NATS) Sync() (interval time.Duration, always bool, err error) {
+	if strings.EqualFold(n.SyncInterval, "always") {
+		return 0, true, nil
+	}
+	d, err := time.ParseDuration(n.SyncInterval)
+	if err != nil || d <= 0 {
+		return 0, false, errors.New(`must be a positive duration (e.g. "2m", "1s") or "always"`)
+	}
+	return d, false, nil
 }
 
 // URLs returns the configured server URLs.

@@ -89,3 +89,36 @@ func TestValidateNamesField(t *testing.T) {
 		t.Errorf("Set bad duration = %v", err)
 	}
 }
+
+func TestHTTPTimeoutsAndSyncInterval(t *testing.T) {
+	d := Default()
+	if d.HTTP.BodyTimeout != 30*time.Second || d.HTTP.IdleTimeout != 2*time.Minute || d.NATS.SyncInterval != "2m" {
+		t.Errorf("defaults: body_timeout %v, idle_timeout %v, sync_interval %q", d.HTTP.BodyTimeout, d.HTTP.IdleTimeout, d.NATS.SyncInterval)
+	}
+	for _, tc := range []struct{ path, value string }{
+		{"http.body_timeout", "0s"},
+		{"http.idle_timeout", "-1s"},
+		{"nats.sync_interval", "soon"},
+		{"nats.sync_interval", "0s"},
+		{"nats.sync_interval", ""},
+	} {
+		c := Default()
+		if err := c.Set(tc.path, tc.value); err != nil {
+			t.Fatal(err)
+		}
+		var fe *FieldError
+		if err := c.Validate(); !errors.As(err, &fe) || fe.Path != tc.path {
+			t.Errorf("%s = %q: Validate() = %v, want a FieldError for %s", tc.path, tc.value, err, tc.path)
+		}
+	}
+	for value, want := range map[string]struct {
+		d      time.Duration
+		always bool
+	}{"1s": {time.Second, false}, "always": {0, true}, "Always": {0, true}} {
+		n := NATS{SyncInterval: value}
+		d, always, err := n.Sync()
+		if err != nil || d != want.d || always != want.always {
+			t.Errorf("Sync(%q) = %v, %v, %v; want %v, %v", value, d, always, err, want.d, want.always)
+		}
+	}
+}

@@ -157,8 +157,11 @@ func (l *ipLimiter) size() int {
 }
 
 // originPolicy decides browser upgrades: a request without an Origin header
-// (not a browser) passes, as does one from the edge's own host (same
-// origin) or from a listed origin; "*" allows every origin.
+// (not a browser) passes, as does one from the edge's own origin or from a
+// listed origin; "*" allows every origin. An origin is scheme and host:
+// the edge's own is the request's Host with https when the request came
+// over TLS to this process, else http (no forwarding header is trusted, so
+// behind a proxy that terminates TLS the https origin must be listed).
 type originPolicy struct {
 	any     bool
 	origins map[string]struct{} // "scheme://host[:port]", lower case
@@ -185,9 +188,17 @@ func (p originPolicy) allowed(r *http.Request) bool {
 	if err != nil || u.Host == "" {
 		return false
 	}
-	if strings.EqualFold(u.Host, r.Host) {
+	if strings.EqualFold(u.Host, r.Host) && strings.EqualFold(u.Scheme, requestScheme(r)) {
 		return true
 	}
 	_, ok := p.origins[strings.ToLower(u.Scheme+"://"+u.Host)]
 	return ok
+}
+
+// requestScheme is the scheme the request reached this process with.
+func requestScheme(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
 }

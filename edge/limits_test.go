@@ -64,25 +64,33 @@ func TestOriginPolicy(t *testing.T) {
 	p := newOriginPolicy([]string{"https://app.example.com", "HTTP://LOCALHOST:3000/"})
 	for _, tc := range []struct {
 		origin, host string
-		want         bool
+		tls, want    bool
 	}{
-		{"", "edge.example.com", true}, // not a browser
-		{"https://edge.example.com", "edge.example.com", true},
-		{"https://app.example.com", "edge.example.com", true},
-		{"http://localhost:3000", "edge.example.com", true},
-		{"https://evil.example.com", "edge.example.com", false},
-		{"http://app.example.com", "edge.example.com", false}, // another scheme is another origin
-		{"null", "edge.example.com", false},
-		{"https://app.example.com.evil.com", "edge.example.com", false},
-		{"%zz", "edge.example.com", false},
+		{"", "edge.example.com", false, true}, // not a browser
+		{"https://edge.example.com", "edge.example.com", true, true},
+		{"http://edge.example.com", "edge.example.com", false, true},
+		{"HTTPS://EDGE.example.com", "edge.example.com", true, true},
+		{"http://edge.example.com", "edge.example.com", true, false}, // same host, another scheme
+		{"https://edge.example.com", "edge.example.com", false, false},
+		{"https://app.example.com", "edge.example.com", false, true},
+		{"http://localhost:3000", "edge.example.com", true, true},
+		{"https://evil.example.com", "edge.example.com", true, false},
+		{"http://app.example.com", "edge.example.com", false, false}, // another scheme is another origin
+		{"http://app.example.com", "edge.example.com", true, false},
+		{"null", "edge.example.com", false, false},
+		{"https://app.example.com.evil.com", "edge.example.com", true, false},
+		{"%zz", "edge.example.com", false, false},
 	} {
-		r := httptest.NewRequest("GET", "/v1/ws", nil)
-		r.Host = tc.host
+		target := "http://" + tc.host + "/v1/ws"
+		if tc.tls {
+			target = "https://" + tc.host + "/v1/ws" // sets r.TLS
+		}
+		r := httptest.NewRequest("GET", target, nil)
 		if tc.origin != "" {
 			r.Header.Set("Origin", tc.origin)
 		}
 		if got := p.allowed(r); got != tc.want {
-			t.Errorf("origin %q on %s: %v, want %v", tc.origin, tc.host, got, tc.want)
+			t.Errorf("origin %q on %s (TLS %v): %v, want %v", tc.origin, tc.host, tc.tls, got, tc.want)
 		}
 	}
 	if !newOriginPolicy([]string{"*"}).allowed(httptest.NewRequest("GET", "/", nil)) {

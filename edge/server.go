@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -98,6 +99,13 @@ func New(opts Options) (*Server, error) {
 		lim:    newLimits(opts.Edge, opts.CheckOrigin),
 		ctx:    ctx,
 		cancel: cancel,
+	}
+	// A handshake the upgrader refuses (no or a bad Sec-WebSocket-Key, a
+	// version other than 13) gets the JSON error and is counted, like
+	// every other refusal before the upgrade.
+	s.up.Error = func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		s.reject(w, handshakeError(status, reason))
 	}
 	for i := range s.shards {
 		s.shards[i].sessions = map[*session]struct{}{}
@@ -207,6 +215,21 @@ func errShuttingDown() error {
 // errStoreUnavailable answers a request that JetStream could not serve.
 func errStoreUnavailable(err error) error {
 	return &apierr.Error{Code: apierr.Unavailable, Message: "message store unavailable", RetryAfter: time.Second, Err: err}
+}
+
+// handshakeError maps the upgrader's refusal to the catalogue: its 400s
+// are invalid_request with its reason (which names the header at fault);
+// anything else (a connection that cannot be hijacked) is internal.
+func handshakeError(status int, reason error) error {
+	switch status {
+	case http.StatusBadRequest:
+		return apierr.Wrap(apierr.InvalidRequest, reason, strings.TrimPrefix(reason.Error(), "websocket: "))
+	case http.StatusMethodNotAllowed:
+		return apierr.Wrap(apierr.MethodNotAllow, reason, "a WebSocket handshake is a GET")
+	case http.StatusForbidden:
+		return apierr.Wrap(apierr.Forbidden, reason, "origin not allowed")
+	}
+	return apierr.Wrap(apierr.Internal, reason, "internal error")
 }
 
 func (s *Server) reject(w http.ResponseWriter, err error) {

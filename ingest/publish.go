@@ -153,14 +153,13 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 
 // limitBody returns the body cut off after limit bytes (a read past it
 // fails with *http.MaxBytesError), or 413 at once when Content-Length
-// says it is longer.
+// says it is longer. A body that trickles in is cut off by the server's
+// read deadline (http.body_timeout), set before routing and
+// authentication.
 func limitBody(w http.ResponseWriter, r *http.Request, limit int64) (io.Reader, error) {
 	if r.ContentLength > limit {
 		return nil, tooLargeBody(limit)
 	}
-	// A body that trickles in is cut off (a recorder without a connection
-	// does not support deadlines; nothing to bound then).
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyReadTimeout))
 	return http.MaxBytesReader(w, r.Body, limit), nil
 }
 

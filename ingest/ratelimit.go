@@ -87,7 +87,3 @@ func (h *Handler) rateLimit(r *http.Request, n int) error {
 func (h *Handler) overBurst() error {
 	return apierr.New(apierr.TooLarge, "more than %d messages in one request can never pass this producer key's rate limit (ingest.rate_burst); split the batch", h.limiter.burst)
 }
-
-// bodyReadTimeout bounds the reading of a request body, so that a client
-// trickling one in cannot hold a connection and a handler forever.
-const bodyReadTimeout = 30 * time.Second

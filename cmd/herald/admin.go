@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/herald-push/herald/config"
+	"github.com/herald-push/herald/ingest/apierr"
 )
 
 // httpScheme is the scheme of the HTTP listener: https when
@@ -54,7 +55,7 @@ func (n *node) wrapTLS(ln net.Listener) (net.Listener, error) {
 }
 
 // adminServer is the optional admin listener (http.admin_listen):
-// /debug/pprof/ and /metrics, never the public API.
+// /debug/pprof/ (without cmdline) and /metrics, never the public API.
 type adminServer struct {
 	ln  net.Listener
 	hs  *http.Server
@@ -72,19 +73,18 @@ func (n *node) listenAdmin() (*adminServer, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	// The command line is not served: --set and the --nats-* flags can
+	// carry secrets.
+	mux.HandleFunc("/debug/pprof/cmdline", func(w http.ResponseWriter, r *http.Request) {
+		apierr.Write(w, nil, apierr.New(apierr.NotFound, "the command line is not served: it can hold secrets (--set, --nats-password, --nats-token)"))
+	})
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.Handle("GET /metrics", n.metrics)
 	log := n.log.With("component", "admin")
 	log.Info("admin listening", "addr", ln.Addr().String())
-	return &adminServer{ln: ln, log: log, hs: &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: n.cfg.HTTP.ReadHeaderTimeout,
-		MaxHeaderBytes:    n.cfg.HTTP.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}}, nil
+	return &adminServer{ln: ln, log: log, hs: newHTTPServer(n.cfg.HTTP, mux, log)}, nil
 }
 
 // serve runs the admin listener until close.
@@ -145,6 +145,3 @@ func (c *natsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.status, prometheus.GaugeValue, 1, c.nc.Status().String())
 	ch <- prometheus.MustNewConstMetric(c.reconnects, prometheus.CounterValue, float64(c.nc.Stats().Reconnects))
 }
-
-// httpIdleTimeout closes keep-alive connections idle between requests.
-const httpIdleTimeout = 2 * time.Minute

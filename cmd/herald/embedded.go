@@ -20,9 +20,14 @@ const embeddedReadyTimeout = 15 * time.Second
 // embeddedOptions returns the options of serve's embedded NATS server:
 // JetStream with its store in <data-dir>/nats, the client port at
 // nats.embedded_listen ("off": no port, in-process clients only; port 0: a
-// free port), no signal handlers, and nats.token or nats.user/password
-// required from clients when configured.
+// free port), no signal handlers, JetStream's fsync policy from
+// nats.sync_interval, and nats.token or nats.user/password required from
+// clients when configured.
 func embeddedOptions(cfg *config.Config) (*server.Options, error) {
+	syncInterval, syncAlways, err := cfg.NATS.Sync()
+	if err != nil {
+		return nil, fmt.Errorf("cmd: nats.sync_interval: %w", err)
+	}
 	o := &server.Options{
 		ServerName: "herald",
 		JetStream:  true,
@@ -31,6 +36,10 @@ func embeddedOptions(cfg *config.Config) (*server.Options, error) {
 		// The stored envelope is bounded by ingest.max_message_bytes; NATS
 		// must carry it with its headers.
 		MaxPayload: int32(max(1<<20, cfg.Ingest.MaxMessageBytes+8<<10)),
+		// For "always" the interval is 0, which nats-server replaces with
+		// its default background interval, as its own config file does.
+		SyncInterval: syncInterval,
+		SyncAlways:   syncAlways,
 	}
 	if cfg.NATS.Embedded == "off" {
 		o.DontListen = true

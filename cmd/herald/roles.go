@@ -244,15 +244,7 @@ func (n *node) run(ctx context.Context, ln net.Listener) error {
 			}
 		}()
 	}
-	hs := &http.Server{
-		Handler:           n.handler,
-		ReadHeaderTimeout: n.cfg.HTTP.ReadHeaderTimeout,
-		// Keep-alive connections idle between requests are closed; a
-		// WebSocket (hijacked) or an SSE stream (in a request) is not idle.
-		IdleTimeout:    httpIdleTimeout,
-		MaxHeaderBytes: n.cfg.HTTP.MaxHeaderBytes,
-		ErrorLog:       slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
-	}
+	hs := newHTTPServer(n.cfg.HTTP, n.handler, n.log)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -297,9 +289,16 @@ func (n *node) shutdown(hs *http.Server) {
 	_ = g.Wait()
 }
 
-// jsonNotFound renders the mux's own 404 and 405 answers as JSON errors.
+// jsonNotFound renders the mux's own 404 and 405 answers as JSON errors,
+// and answers a path the mux would redirect to its cleaned form ("." or
+// ".." segments, "//") with a JSON 404 instead: API clients do not follow
+// redirects, and /v1/users/alice/../bob/messages must not reach bob.
 func jsonNotFound(mux *http.ServeMux, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !canonicalPath(r) {
+			apierr.Write(w, log, apierr.New(apierr.NotFound, "no such endpoint: %s %s (paths with . or .. segments or // are not served)", r.Method, r.URL.EscapedPath()))
+			return
+		}
 		h, pattern := mux.Handler(r)
 		if pattern != "" {
 			mux.ServeHTTP(w, r)
@@ -310,7 +309,7 @@ func jsonNotFound(mux *http.ServeMux, log *slog.Logger) http.Handler {
 }
 
 // errorRewriter replaces a plain-text 404 or 405 with the JSON error; any
-// other answer (a redirect, say) passes through.
+// other answer passes through.
 type errorRewriter struct {
 	w       http.ResponseWriter
 	r       *http.Request

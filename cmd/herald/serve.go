@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -29,8 +30,9 @@ func newServeCmd(a *app) *cobra.Command {
 Whatever auth is not configured, serve takes from <data-dir>/credentials.json
 (created on first use, reused on restart): the producer key when no
 producer key is configured, the JWT secret when neither a JWT secret nor
-public keys are. It prints what it took with a ready curl and herald
-listen line.`,
+public keys are. It prints them, with a ready curl and herald listen line,
+only on the start that generates them; later starts name the file instead.
+The data dir is created with mode 0700, or set to 0700 if it exists.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := a.loadConfig(cmd)
@@ -106,6 +108,9 @@ func fillCredentials(cfg *config.Config) (generated, error) {
 // sockets with 1001, drains NATS and shuts the embedded server down.
 func (a *app) serve(ctx context.Context, cfg config.Config) error {
 	log := newLogger(cfg.Log, a.stderr).With("role", "serve")
+	if err := prepareDataDir(cfg.DataDir); err != nil {
+		return err
+	}
 	gen, err := fillCredentials(&cfg)
 	if err != nil {
 		return err
@@ -163,8 +168,21 @@ func (a *app) serve(ctx context.Context, cfg config.Config) error {
 	return n.run(ctx, ln)
 }
 
-// printBanner prints where serve listens and, with generated credentials,
-// a ready curl and herald listen line.
+// prepareDataDir creates serve's data dir with mode 0700, or sets an
+// existing one to 0700: it holds the credentials and the message store.
+func prepareDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("cmd: data_dir: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("cmd: data_dir: set mode 0700: %w", err)
+	}
+	return nil
+}
+
+// printBanner prints where serve listens and a ready curl and herald
+// listen line. Generated credentials are printed only on the start that
+// created them; a later start names the file that holds them.
 func printBanner(w io.Writer, cfg *config.Config, addr net.Addr, natsURL string, gen generated) error {
 	httpURL := baseURL(httpScheme(cfg), addr)
 	wsURL := baseURL(wsScheme(cfg), addr)
@@ -172,20 +190,23 @@ func printBanner(w io.Writer, cfg *config.Config, addr net.Addr, natsURL string,
 	fmt.Fprintf(&b, "Herald is running.\n")
 	fmt.Fprintf(&b, "  HTTP  %s  (ingest /v1/users/{user}/messages, edge /v1/ws and /v1/sse, /healthz, /readyz, /metrics)\n", httpURL)
 	fmt.Fprintf(&b, "  NATS  %s  (embedded JetStream, store %s)\n", natsURL, filepath.Join(cfg.DataDir, "nats"))
+	// shown are the generated credentials this banner may print.
+	shown := generated{}
 	if gen.key != "" || gen.jwtSecret != "" {
-		verb := "reused from"
 		if gen.created {
-			verb = "generated in"
+			shown = gen
+			fmt.Fprintf(&b, "\nCredentials generated in %s (printed this once; later starts reuse them without printing them):\n", gen.path)
+		} else {
+			fmt.Fprintf(&b, "\nCredentials reused from %s (not printed; read them from that file):\n", gen.path)
 		}
-		fmt.Fprintf(&b, "\nCredentials %s %s:\n", verb, gen.path)
 		if gen.key != "" {
-			fmt.Fprintf(&b, "  producer key  %s\n", gen.key)
+			fmt.Fprintf(&b, "  producer key  %s\n", orRedacted(shown.key))
 		}
 		if gen.jwtSecret != "" {
-			fmt.Fprintf(&b, "  JWT secret    %s\n", gen.jwtSecret)
+			fmt.Fprintf(&b, "  JWT secret    %s\n", orRedacted(shown.jwtSecret))
 		}
 	}
-	key := gen.key
+	key := shown.key
 	if key == "" {
 		key = "<producer key>"
 	}
@@ -195,16 +216,28 @@ func printBanner(w io.Writer, cfg *config.Config, addr net.Addr, natsURL string,
 		urlFlag = " --url " + wsURL
 	}
 	fmt.Fprintf(&b, "\nListen (in another terminal):\n")
-	if gen.jwtSecret != "" {
-		tok, err := token.Mint(gen.jwtSecret, "alice", "laptop", bannerTokenTTL)
+	switch {
+	case shown.jwtSecret != "":
+		tok, err := token.Mint(shown.jwtSecret, "alice", "laptop", bannerTokenTTL)
 		if err != nil {
 			return fmt.Errorf("cmd: serve: %w", err)
 		}
 		fmt.Fprintf(&b, "  go run ./cmd/herald listen --user alice --device laptop%s --token %s\n", urlFlag, tok)
-		fmt.Fprintf(&b, "  (token valid %v; or mint one per run: HERALD_JWT_SECRET=%s go run ./cmd/herald listen --user alice --device laptop%s)\n", bannerTokenTTL, gen.jwtSecret, urlFlag)
-	} else {
+		fmt.Fprintf(&b, "  (token valid %v; or mint one per run: HERALD_JWT_SECRET=%s go run ./cmd/herald listen --user alice --device laptop%s)\n", bannerTokenTTL, shown.jwtSecret, urlFlag)
+	case gen.jwtSecret != "":
+		// The listen command mints its tokens with the secret in the file.
+		fmt.Fprintf(&b, "  go run ./cmd/herald listen --user alice --device laptop%s --data-dir %s\n", urlFlag, cfg.DataDir)
+	default:
 		fmt.Fprintf(&b, "  go run ./cmd/herald listen --user alice --device laptop%s --token <client JWT>\n", urlFlag)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// orRedacted is secret, or a placeholder when it is not to be printed.
+func orRedacted(secret string) string {
+	if secret == "" {
+		return "(redacted)"
+	}
+	return secret
 }

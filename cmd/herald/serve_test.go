@@ -172,13 +172,26 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 
 	// A restart on the same data dir, NATS in-process only, reuses the
-	// credentials and still has the message.
+	// credentials without printing them, names their file, and still has
+	// the message.
 	p2 := startCmd(t, nil, "serve", "--data-dir", dir, "--listen", "127.0.0.1:0", "--nats-listen", "off")
 	out2 := p2.stdout.String()
-	if c2 := parseCurl(t, out2); c2.header["Authorization"] != c.header["Authorization"] {
-		t.Errorf("restart printed key %q, want the first one %q", c2.header["Authorization"], c.header["Authorization"])
+	creds, err := readCredentials(dir)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(out2, "reused from") || !strings.Contains(out2, "in-process only") {
+	if creds.ProducerKey != key {
+		t.Errorf("credentials file key %q, the first start printed %q", creds.ProducerKey, key)
+	}
+	for name, secret := range map[string]string{"producer key": creds.ProducerKey, "JWT secret": creds.JWTSecret} {
+		if strings.Contains(out2, secret) {
+			t.Errorf("restart banner prints the %s:\n%s", name, out2)
+		}
+	}
+	if tokenRe.MatchString(out2) {
+		t.Errorf("restart banner prints a client token:\n%s", out2)
+	}
+	if !strings.Contains(out2, "reused from "+filepath.Join(dir, credsFile)) || !strings.Contains(out2, "(redacted)") || !strings.Contains(out2, "in-process only") {
 		t.Errorf("restart banner:\n%s", out2)
 	}
 	h = history(t, p2, key, "alice")

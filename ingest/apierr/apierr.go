@@ -65,8 +65,11 @@ func (c Code) Status() int {
 // Error is an API error with a code, a message safe to show to the caller,
 // and optionally the underlying cause (never shown).
 type Error struct {
-	Code       Code
-	Message    string
+	Code    Code
+	Message string
+	// Status, when set, replaces the code's status: 431 for headers over
+	// the limit, whose code is too_large like a body's 413.
+	Status     int
 	RetryAfter time.Duration
 	Err        error
 }
@@ -120,7 +123,11 @@ func Write(w http.ResponseWriter, log *slog.Logger, err error) {
 	var b Body
 	b.Error.Code = e.Code
 	b.Error.Message = e.Message
-	WriteJSON(w, e.Code.Status(), b)
+	status := e.Code.Status()
+	if e.Status != 0 {
+		status = e.Status
+	}
+	WriteJSON(w, status, b)
 }
 
 // WriteJSON writes v as JSON with status.
