@@ -4,10 +4,13 @@
 // HTTP APIs with their statuses (SPEC §4).
 //
 // It is plain data and pure functions on the standard library alone. Every
-// other package of the module may import it; it imports none of them. The
-// edge and ingest encode what they send with these types, and clients (the
-// Go client in edge/client, herald listen, the bench and the tests) decode
-// what they receive with them, so that a field is named in one place.
+// other package of the module may import it; it imports none of them.
+// Clients (the Go client in edge/client, herald listen, the bench and the
+// end-to-end tests) decode what they receive with these types. The edge,
+// ingest and streams still define the same shapes themselves
+// (streams.Envelope, edge's frames and close reasons, ingest/apierr), with
+// the same JSON names and meaning, and are to move onto this package, so
+// that each field is named in one place.
 //
 // Everything here is safe for concurrent use: there is no state.
 package herald

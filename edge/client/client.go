@@ -56,7 +56,7 @@ type Options struct {
 	MaxBackoff   time.Duration // the cap of the doubling waits
 	Buffer       int           // capacity of Messages
 	IdleTimeout  time.Duration // a connection that receives nothing (pings included) for this long is dropped
-	WriteTimeout time.Duration // bound of each write (acks, close frames)
+	WriteTimeout time.Duration // bound of the handshake and of each write (acks, close frames)
 	TLSConfig    *tls.Config   // for wss://; nil is the default
 }
 
