@@ -2,7 +2,6 @@ package test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -20,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/herald-push/herald"
 	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/edge"
 	"github.com/herald-push/herald/edge/token"
@@ -233,19 +233,7 @@ func mint(t *testing.T, user, device string) string {
 }
 
 // frame is any server frame.
-type frame struct {
-	Type    string          `json:"type"`
-	Seq     uint64          `json:"seq"`
-	User    string          `json:"user"`
-	Device  string          `json:"device"`
-	From    *uint64         `json:"from"`
-	Gap     bool            `json:"gap"`
-	Body    string          `json:"body"`
-	Title   string          `json:"title"`
-	Code    string          `json:"code"`
-	Message string          `json:"message"`
-	Data    json.RawMessage `json:"data"`
-}
+type frame = herald.ServerFrame
 
 // wsClient is a device under test. Its reader goroutine stops when the
 // connection closes; Close waits for it.
@@ -311,9 +299,10 @@ func tryDial(base, tok, device, query string) (*wsClient, *http.Response, error)
 				}
 				return
 			}
-			var f frame
-			if json.Unmarshal(b, &f) != nil {
-				f = frame{Type: "unparsable", Body: string(b)}
+			f, err := herald.ParseServerFrame(b)
+			if err != nil {
+				f = frame{Type: "unparsable"}
+				f.Body = string(b)
 			}
 			c.frames <- f
 		}
@@ -391,7 +380,7 @@ func (c *wsClient) quiet(t *testing.T, d time.Duration) {
 
 func (c *wsClient) ack(t *testing.T, seq uint64) {
 	t.Helper()
-	if err := c.conn.WriteJSON(map[string]any{"type": "ack", "seq": seq}); err != nil {
+	if err := c.conn.WriteMessage(websocket.TextMessage, herald.AppendAck(nil, seq)); err != nil {
 		t.Fatalf("ack: %v", err)
 	}
 }

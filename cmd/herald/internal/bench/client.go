@@ -20,6 +20,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/herald-push/herald"
 	"github.com/herald-push/herald/edge/token"
 )
 
@@ -82,15 +83,11 @@ type msgData struct {
 	T   int64  `json:"t"` // unix nanos just before the publish
 }
 
-// inFrame is any server frame, with the fields the bench reads.
+// inFrame is any server frame, with a message's data decoded into msgData
+// (the field shadows the envelope's raw data).
 type inFrame struct {
-	Type    string   `json:"type"`
-	Seq     uint64   `json:"seq"`
-	From    *uint64  `json:"from"`
-	Gap     bool     `json:"gap"`
-	Code    string   `json:"code"`
-	Message string   `json:"message"`
-	Data    *msgData `json:"data"`
+	herald.ServerFrame
+	Data *msgData `json:"data"`
 }
 
 // device is one bench client. Its reader goroutine owns every field below
@@ -192,24 +189,22 @@ func (r *Runner) read(d *device) {
 			return
 		}
 		switch f.Type {
-		case "welcome":
+		case herald.TypeWelcome:
 			d.welcome <- f
-		case "synced":
+		case herald.TypeSynced:
 			select {
 			case d.synced <- f.Seq:
 			default: // only one is expected; never block the reader
 			}
-		case "error":
+		case herald.TypeError:
 			d.err = fmt.Errorf("bench: error frame %s: %s", f.Code, f.Message)
-		case "message":
+		case herald.TypeMessage:
 			now := time.Now().UnixNano()
 			d.record(&f, now)
 			d.ackN++
 			if d.ackN >= max(1, d.tr.ack) {
 				d.ackN = 0
-				ack = append(ack[:0], `{"type":"ack","seq":`...)
-				ack = strconv.AppendUint(ack, f.Seq, 10)
-				ack = append(ack, '}')
+				ack = herald.AppendAck(ack[:0], f.Seq)
 				if err := d.conn.WriteMessage(websocket.TextMessage, ack); err != nil {
 					d.err = err
 					return
