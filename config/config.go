@@ -126,6 +126,9 @@ type Edge struct {
 	// AllowedOrigins are the Origin values (scheme://host[:port]) a browser
 	// upgrade may come from besides the edge's own host; "*" allows any.
 	AllowedOrigins []string `yaml:"allowed_origins"`
+	// Console serves the web console at GET / (the JavaScript client at
+	// GET /v1/herald.js is served either way).
+	Console bool `yaml:"console"`
 }
 
 // Log configures log/slog output.
@@ -198,6 +201,7 @@ func Default() Config {
 			SendQueue:       512,
 			ShutdownTimeout: 10 * time.Second,
 			IPConnectBurst:  20,
+			Console:         true,
 		},
 		Log:  Log{Level: "info", Format: "text"},
 		HTTP: HTTP{ReadHeaderTimeout: 10 * time.Second, BodyTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10, MaxBodyBytes: 8 << 20},

@@ -42,6 +42,22 @@ func TestOverlayOrder(t *testing.T) {
 	}
 }
 
+// TestConsoleSetting: the console is on by default, and edge.console turns
+// it off from YAML or the environment.
+func TestConsoleSetting(t *testing.T) {
+	if !Default().Edge.Console {
+		t.Fatal("edge.console is off by default")
+	}
+	c := Default()
+	if err := c.LoadYAML(strings.NewReader("edge:\n  console: false\n")); err != nil || c.Edge.Console {
+		t.Errorf("YAML edge.console: false: %v, console %v", err, c.Edge.Console)
+	}
+	c = Default()
+	if err := c.ApplyEnv([]string{"HERALD_EDGE_CONSOLE=false"}); err != nil || c.Edge.Console {
+		t.Errorf("HERALD_EDGE_CONSOLE=false: %v, console %v", err, c.Edge.Console)
+	}
+}
+
 func TestUnknownKeysAreErrors(t *testing.T) {
 	t.Parallel()
 	c := Default()

@@ -2,7 +2,9 @@
 // WebSocket (SPEC §6) or streams server-sent events (SPEC §7, sse.go, with
 // acks by POST /v1/ack in ack.go), and runs one session per connection that
 // delivers the user's messages in seq order, takes cumulative acks and
-// resends what is not acked in time.
+// resends what is not acked in time. It also serves the browser side,
+// embedded from package edge/web (web.go): the JavaScript client at
+// /v1/herald.js and the console at /.
 //
 // The session layer does not know JetStream. It reads a Feed, opened by an
 // Engine; the consumer engine (consumer.go) keeps each device's position in a

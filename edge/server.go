@@ -37,13 +37,15 @@ type Options struct {
 }
 
 // Server is the device-facing edge: the WebSocket and SSE endpoints, POST
-// /v1/ack, and the registry of live sessions.
+// /v1/ack, the registry of live sessions, and the browser files (the
+// JavaScript client and the console, web.go).
 type Server struct {
 	opts    Options
 	log     *slog.Logger
 	metrics *metrics
 	up      websocket.Upgrader
 	lim     *limits // request gate: IP rate, origin, connection limit
+	web     webFiles
 
 	ctx    context.Context // parent of every session
 	cancel context.CancelFunc
@@ -78,6 +80,10 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	files, err := newWebFiles(opts.Edge.Console)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		opts:    opts,
@@ -97,6 +103,7 @@ func New(opts Options) (*Server, error) {
 			CheckOrigin: func(*http.Request) bool { return true },
 		},
 		lim:    newLimits(opts.Edge, opts.CheckOrigin),
+		web:    files,
 		ctx:    ctx,
 		cancel: cancel,
 	}
@@ -114,12 +121,15 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// Register adds the edge routes to mux.
+// Register adds the edge routes to mux: the device endpoints, the
+// JavaScript client and, unless edge.console is false, the console
+// (web.go).
 func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/ws", s.handleWS)
 	mux.HandleFunc("GET /v1/sse", s.handleSSE)
 	mux.HandleFunc("POST /v1/ack", s.handleAck)
 	mux.HandleFunc("OPTIONS /v1/ack", s.handleAckPreflight)
+	s.web.register(mux)
 }
 
 func (s *Server) shardOf(user string) *shard {
