@@ -1,8 +1,13 @@
 package herald
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 )
 
 // Code is a machine-readable error code: of an HTTP error body (ErrorBody)
@@ -119,4 +124,72 @@ func (c CloseCode) String() string {
 		s += " " + r
 	}
 	return s
+}
+
+// Error is an API error: a code, a message safe to show to the caller, and
+// optionally the underlying cause (never shown). Handlers of ingest and the
+// edge return errors; WriteError renders them.
+type Error struct {
+	Code    Code
+	Message string
+	// Status, when set, replaces the code's status: 431 for headers over
+	// the limit, whose code is too_large like a body's 413.
+	Status     int
+	RetryAfter time.Duration
+	Err        error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// NewError returns an *Error with a formatted message.
+func NewError(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// WrapError returns an *Error whose message is msg and whose cause is err.
+func WrapError(code Code, err error, msg string) *Error {
+	return &Error{Code: code, Message: msg, Err: err}
+}
+
+// AsError returns the *Error in err's chain, or an Internal error for
+// anything else.
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Code: Internal, Message: "internal error", Err: err}
+}
+
+// WriteError renders err as an ErrorBody with its status (and Retry-After
+// when set). An error that is not an *Error is logged at error level (when
+// log is not nil) and rendered as a generic 500 without details.
+func WriteError(w http.ResponseWriter, log *slog.Logger, err error) {
+	e := AsError(err)
+	if e.Code == Internal && log != nil {
+		log.Error("internal error", "err", err)
+	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+	}
+	status := e.Code.Status()
+	if e.Status != 0 {
+		status = e.Status
+	}
+	WriteJSON(w, status, ErrorBody{Error: ErrorDetail{Code: e.Code, Message: e.Message}})
+}
+
+// WriteJSON writes v as JSON with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
 }

@@ -1,16 +1,14 @@
 // Package herald is the wire contract of Herald, a push broker: the message
 // envelope (SPEC §3), the frames of the WebSocket protocol (SPEC §6 and the
 // read frames of §10), the WebSocket close codes, and the error codes of the
-// HTTP APIs with their statuses (SPEC §4).
+// HTTP APIs with their statuses and their JSON rendering (SPEC §4).
 //
 // It is plain data and pure functions on the standard library alone. Every
 // other package of the module may import it; it imports none of them.
-// Clients (the Go client in edge/client, herald listen, the bench and the
-// end-to-end tests) decode what they receive with these types. The edge,
-// ingest and streams still define the same shapes themselves
-// (streams.Envelope, edge's frames and close reasons, ingest/apierr), with
-// the same JSON names and meaning, and are to move onto this package, so
-// that each field is named in one place.
+// The edge and ingest encode and decode with these types, and answer with
+// this error catalogue; clients (the Go client in edge/client, herald
+// listen, the bench and the end-to-end tests) decode what they receive with
+// them, so that each field and code is named in one place.
 //
 // Everything here is safe for concurrent use: there is no state.
 package herald
@@ -32,6 +30,11 @@ const (
 	MaxIDLen        = 128
 	MaxTags         = 32
 	MaxTagLen       = 128
+	// MaxDataDepth is how deeply data may nest objects and arrays; data
+	// itself is level 1, so {"a":{"b":[1]}} has depth 3. Deeper data is
+	// refused, so that every stored message (and a history page of them)
+	// stays within the depth limits of common JSON parsers.
+	MaxDataDepth = 32
 )
 
 // ErrInvalidMessage is wrapped by every envelope validation error.
@@ -85,7 +88,12 @@ func (e *Envelope) Validate() error {
 		d := bytes.TrimSpace(e.Data)
 		if bytes.Equal(d, []byte("null")) {
 			e.Data = nil
-		} else if len(d) == 0 || d[0] != '{' || !json.Valid(d) {
+		} else if len(d) == 0 || d[0] != '{' {
+			return fmt.Errorf("%w: data must be a JSON object", ErrInvalidMessage)
+		} else if depth(d, MaxDataDepth) > MaxDataDepth {
+			// Checked before json.Valid, which accepts 10 000 levels.
+			return fmt.Errorf("%w: data nests deeper than %d levels", ErrInvalidMessage, MaxDataDepth)
+		} else if !json.Valid(d) {
 			return fmt.Errorf("%w: data must be a JSON object", ErrInvalidMessage)
 		}
 	}
@@ -93,6 +101,42 @@ func (e *Envelope) Validate() error {
 		return fmt.Errorf("%w: a message needs a title, a body or data", ErrInvalidMessage)
 	}
 	return nil
+}
+
+// depth returns how deeply the JSON text b nests objects and arrays,
+// counting '{' and '[' outside strings; it stops counting once the depth
+// exceeds limit. It does not validate b, so it is only exact for valid
+// JSON, and it reads each byte once without allocating.
+func depth(b []byte, limit int) int {
+	level, deepest := 0, 0
+	inString := false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++ // the escaped byte cannot end the string
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			level++
+			if level > deepest {
+				deepest = level
+				if deepest > limit {
+					return deepest
+				}
+			}
+		case '}', ']':
+			level--
+		}
+	}
+	return deepest
 }
 
 // ValidateID checks an idempotency key (an Idempotency-Key header or id

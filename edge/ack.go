@@ -7,7 +7,7 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/herald-push/herald/ingest/apierr"
+	"github.com/herald-push/herald"
 	"github.com/herald-push/herald/streams"
 )
 
@@ -34,35 +34,35 @@ type ackRequest struct {
 	Seq    uint64
 }
 
-// parseAck parses {"device":…,"seq":N}. Errors are *apierr.Error.
+// parseAck parses {"device":…,"seq":N}. Errors are *herald.Error.
 func parseAck(b []byte) (ackRequest, error) {
 	var raw struct {
 		Device *string         `json:"device"`
 		Seq    json.RawMessage `json:"seq"`
 	}
 	if err := json.Unmarshal(b, &raw); err != nil {
-		return ackRequest{}, apierr.Wrap(apierr.InvalidJSON, err, `the body must be a JSON object {"device":…,"seq":N}`)
+		return ackRequest{}, herald.WrapError(herald.InvalidJSON, err, `the body must be a JSON object {"device":…,"seq":N}`)
 	}
 	if raw.Device == nil {
-		return ackRequest{}, apierr.New(apierr.InvalidDevice, "device is required")
+		return ackRequest{}, herald.NewError(herald.InvalidDevice, "device is required")
 	}
 	if err := streams.ValidateDevice(*raw.Device); err != nil {
-		return ackRequest{}, apierr.Wrap(apierr.InvalidDevice, err, err.Error())
+		return ackRequest{}, herald.WrapError(herald.InvalidDevice, err, err.Error())
 	}
 	var seq uint64
 	if len(raw.Seq) == 0 || json.Unmarshal(raw.Seq, &seq) != nil || seq == 0 {
-		return ackRequest{}, apierr.New(apierr.InvalidRequest, "seq must be a positive integer")
+		return ackRequest{}, herald.NewError(herald.InvalidRequest, "seq must be a positive integer")
 	}
 	return ackRequest{Device: *raw.Device, Seq: seq}, nil
 }
 
 func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
 	if !s.allowCORS(w, r) {
-		apierr.Write(w, s.log, apierr.New(apierr.Forbidden, "origin %q is not allowed (edge.allowed_origins)", r.Header.Get("Origin")))
+		herald.WriteError(w, s.log, herald.NewError(herald.Forbidden, "origin %q is not allowed (edge.allowed_origins)", r.Header.Get("Origin")))
 		return
 	}
 	if err := s.ack(w, r); err != nil {
-		apierr.Write(w, s.log, err)
+		herald.WriteError(w, s.log, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -72,7 +72,7 @@ func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
 // from an allowed origin.
 func (s *Server) handleAckPreflight(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Origin") == "" || !s.allowCORS(w, r) {
-		apierr.Write(w, s.log, apierr.New(apierr.Forbidden, "origin %q is not allowed (edge.allowed_origins)", r.Header.Get("Origin")))
+		herald.WriteError(w, s.log, herald.NewError(herald.Forbidden, "origin %q is not allowed (edge.allowed_origins)", r.Header.Get("Origin")))
 		return
 	}
 	h := w.Header()
@@ -107,16 +107,16 @@ func (s *Server) ack(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return apierr.Wrap(apierr.TooLarge, err, fmt.Sprintf("the body is limited to %d bytes", ackBodyLimit))
+			return herald.WrapError(herald.TooLarge, err, fmt.Sprintf("the body is limited to %d bytes", ackBodyLimit))
 		}
-		return apierr.Wrap(apierr.InvalidRequest, err, "reading the body failed")
+		return herald.WrapError(herald.InvalidRequest, err, "reading the body failed")
 	}
 	req, err := parseAck(b)
 	if err != nil {
 		return err
 	}
 	if err := g.CheckDevice(req.Device); err != nil {
-		return apierr.Wrap(apierr.Forbidden, err, "the token is bound to another device")
+		return herald.WrapError(herald.Forbidden, err, "the token is bound to another device")
 	}
 	dev := Device{User: g.User, Device: req.Device}
 	s.metrics.acks.Inc()
@@ -138,7 +138,7 @@ func (s *Server) ack(w http.ResponseWriter, r *http.Request) error {
 	}
 	switch err := s.opts.Engine.AckPosition(r.Context(), dev, req.Seq); {
 	case errors.Is(err, ErrNoPosition):
-		return apierr.Wrap(apierr.NotFound, err, "no position for this device: it never connected, or its state expired")
+		return herald.WrapError(herald.NotFound, err, "no position for this device: it never connected, or its state expired")
 	case errors.Is(err, ErrUnavailable):
 		return errStoreUnavailable(err)
 	case err != nil:

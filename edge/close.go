@@ -1,5 +1,7 @@
 package edge
 
+import "github.com/herald-push/herald"
+
 // CloseReason is why the server closes a session. Each maps to one
 // WebSocket close code, one text (the close frame's reason, the error
 // frame's code and the metric label) and, for client-caused closes, an
@@ -20,8 +22,7 @@ const (
 
 // closeInfo is what a close reason means on the wire.
 type closeInfo struct {
-	code int    // WebSocket close code
-	text string // close frame reason, error frame code, metric label
+	code herald.CloseCode // its Reason is the close frame's reason, the error frame's code and the metric label
 	// message is the error frame's message: sent before the WebSocket
 	// close frame when clientCaused, and as the SSE error event always.
 	message      string
@@ -30,14 +31,14 @@ type closeInfo struct {
 
 // closeTable is the one place close reasons are mapped (SPEC §6).
 var closeTable = [...]closeInfo{
-	CloseNone:         {code: 1000, text: "closed", message: "closed"},
-	CloseShutdown:     {code: 1001, text: "shutting_down", message: "the edge is shutting down; reconnect"},
-	CloseFrameTooBig:  {code: 1009, text: "frame_too_large", message: "client frames are limited in size", clientCaused: true},
-	CloseUnauthorized: {code: 4001, text: "token_expired", message: "the token expired", clientCaused: true},
-	CloseSlow:         {code: 4008, text: "slow_consumer", message: "the device did not read in time"},
-	CloseTooMany:      {code: 4009, text: "too_many_connections", message: "too many connections for this user", clientCaused: true},
-	CloseInternal:     {code: 1011, text: "internal", message: "delivery failed; reconnect"},
-	CloseClientGone:   {code: 1000, text: "closed", message: "closed"},
+	CloseNone:         {code: herald.CloseNormal, message: "closed"},
+	CloseShutdown:     {code: herald.CloseGoingAway, message: "the edge is shutting down; reconnect"},
+	CloseFrameTooBig:  {code: herald.CloseMessageTooBig, message: "client frames are limited in size", clientCaused: true},
+	CloseUnauthorized: {code: herald.CloseUnauthorized, message: "the token expired", clientCaused: true},
+	CloseSlow:         {code: herald.CloseSlowConsumer, message: "the device did not read in time"},
+	CloseTooMany:      {code: herald.CloseTooManyConnections, message: "too many connections for this user", clientCaused: true},
+	CloseInternal:     {code: herald.CloseInternal, message: "delivery failed; reconnect"},
+	CloseClientGone:   {code: herald.CloseNormal, message: "closed"},
 }
 
 func (r CloseReason) info() closeInfo {
@@ -48,10 +49,10 @@ func (r CloseReason) info() closeInfo {
 }
 
 // Code returns the WebSocket close code of r.
-func (r CloseReason) Code() int { return r.info().code }
+func (r CloseReason) Code() int { return int(r.info().code) }
 
-// Text is the close reason text and the error frame code.
-func (r CloseReason) Text() string { return r.info().text }
+// Text is the close reason text, the error frame code and the metric label.
+func (r CloseReason) Text() string { return r.info().code.Reason() }
 
 // message is the error frame's message of r.
 func (r CloseReason) message() string { return r.info().message }

@@ -13,8 +13,8 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/herald-push/herald"
 	"github.com/herald-push/herald/config"
-	"github.com/herald-push/herald/ingest/apierr"
 )
 
 // maxTrackedIPs bounds the per-IP connect-rate table; beyond it the least
@@ -48,19 +48,19 @@ func newLimits(e config.Edge, checkOrigin func(r *http.Request) bool) *limits {
 // the edge's own host nor in edge.allowed_origins is 403 forbidden, and an
 // edge at edge.max_conns is 503 unavailable with Retry-After. On success the
 // caller holds one connection slot and must call release exactly once when
-// the connection ends (or is refused later). The error is an *apierr.Error.
+// the connection ends (or is refused later). The error is an *herald.Error.
 func (s *Server) Gate(r *http.Request) (release func(), err error) {
 	l := s.lim
 	if l.ips != nil {
 		if ok, wait := l.ips.allow(clientIP(r), time.Now()); !ok {
-			return nil, &apierr.Error{Code: apierr.RateLimited, Message: "too many connection attempts from this address; retry later", RetryAfter: max(wait, time.Second)}
+			return nil, &herald.Error{Code: herald.RateLimited, Message: "too many connection attempts from this address; retry later", RetryAfter: max(wait, time.Second)}
 		}
 	}
 	if !l.origin(r) {
-		return nil, apierr.New(apierr.Forbidden, "origin %q is not allowed (edge.allowed_origins)", r.Header.Get("Origin"))
+		return nil, herald.NewError(herald.Forbidden, "origin %q is not allowed (edge.allowed_origins)", r.Header.Get("Origin"))
 	}
 	if !l.reserve() {
-		return nil, &apierr.Error{Code: apierr.Unavailable, Message: "this edge is at its connection limit; retry later or elsewhere", RetryAfter: time.Second}
+		return nil, &herald.Error{Code: herald.Unavailable, Message: "this edge is at its connection limit; retry later or elsewhere", RetryAfter: time.Second}
 	}
 	var once sync.Once
 	return func() { once.Do(func() { l.active.Add(-1) }) }, nil

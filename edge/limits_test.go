@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-push/herald"
 	"github.com/herald-push/herald/config"
-	"github.com/herald-push/herald/ingest/apierr"
 )
 
 func TestIPLimiter(t *testing.T) {
@@ -119,24 +119,24 @@ func TestParseConnQuery(t *testing.T) {
 		q      string
 		device string
 		pos    Position
-		code   apierr.Code
+		code   herald.Code
 	}{
 		{q: "device=phone", device: "phone"},
 		{q: "device=phone&since=0", device: "phone", pos: Position{HasSince: true}},
 		{q: "device=phone&since=", device: "phone"},
 		{q: "device=phone&since=18446744073709551615", device: "phone", pos: Position{Since: 1<<64 - 1, HasSince: true}},
-		{q: "device=phone&since=18446744073709551616", code: apierr.InvalidRequest},
-		{q: "device=phone&since=-1", code: apierr.InvalidRequest},
-		{q: "device=phone&since=1e3", code: apierr.InvalidRequest},
-		{q: "device=phone&since=1&since=2", code: apierr.InvalidRequest},
-		{q: "device=phone&device=tablet", code: apierr.InvalidDevice},
-		{q: "", code: apierr.InvalidDevice},
-		{q: "device=a%2Fb", code: apierr.InvalidDevice},
+		{q: "device=phone&since=18446744073709551616", code: herald.InvalidRequest},
+		{q: "device=phone&since=-1", code: herald.InvalidRequest},
+		{q: "device=phone&since=1e3", code: herald.InvalidRequest},
+		{q: "device=phone&since=1&since=2", code: herald.InvalidRequest},
+		{q: "device=phone&device=tablet", code: herald.InvalidDevice},
+		{q: "", code: herald.InvalidDevice},
+		{q: "device=a%2Fb", code: herald.InvalidDevice},
 	} {
 		q, _ := url.ParseQuery(tc.q)
 		device, pos, err := parseConnQuery(q)
 		if tc.code != "" {
-			var e *apierr.Error
+			var e *herald.Error
 			if !errors.As(err, &e) || e.Code != tc.code {
 				t.Errorf("%q: err %v, want %s", tc.q, err, tc.code)
 			}
@@ -159,8 +159,8 @@ func FuzzParseConnQuery(f *testing.F) {
 		q, _ := url.ParseQuery(raw)
 		device, pos, err := parseConnQuery(q)
 		if err != nil {
-			var e *apierr.Error
-			if !errors.As(err, &e) || e.Code.Status() != 400 || (e.Code != apierr.InvalidDevice && e.Code != apierr.InvalidRequest) {
+			var e *herald.Error
+			if !errors.As(err, &e) || e.Code.Status() != 400 || (e.Code != herald.InvalidDevice && e.Code != herald.InvalidRequest) {
 				t.Fatalf("%q: error %v is not a 400 invalid_device or invalid_request", raw, err)
 			}
 			return

@@ -13,9 +13,9 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/herald-push/herald"
 	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/edge/token"
-	"github.com/herald-push/herald/ingest/apierr"
 	"github.com/herald-push/herald/streams"
 )
 
@@ -187,7 +187,7 @@ type connRequest struct {
 }
 
 // authorize validates the request before any upgrade: device id, since and
-// token. Errors are *apierr.Error.
+// token. Errors are *herald.Error.
 func (s *Server) authorize(r *http.Request) (connRequest, error) {
 	device, pos, err := parseConnQuery(r.URL.Query())
 	if err != nil {
@@ -198,13 +198,13 @@ func (s *Server) authorize(r *http.Request) (connRequest, error) {
 		return connRequest{}, err
 	}
 	if err := g.CheckDevice(device); err != nil {
-		return connRequest{}, apierr.Wrap(apierr.Unauthorized, err, "the token is bound to another device")
+		return connRequest{}, herald.WrapError(herald.Unauthorized, err, "the token is bound to another device")
 	}
 	return connRequest{dev: Device{User: g.User, Device: device}, pos: pos, expires: g.Expires}, nil
 }
 
 // verifyToken verifies the request's client token. Errors are
-// *apierr.Error (unauthorized).
+// *herald.Error (unauthorized).
 func (s *Server) verifyToken(r *http.Request) (token.Verified, error) {
 	g, err := s.opts.Tokens.Verify(token.FromRequest(r))
 	if err != nil {
@@ -212,19 +212,19 @@ func (s *Server) verifyToken(r *http.Request) (token.Verified, error) {
 		if errors.Is(err, token.ErrMissing) {
 			msg = "a token is required (Authorization: Bearer or ?token=)"
 		}
-		return g, apierr.Wrap(apierr.Unauthorized, err, msg)
+		return g, herald.WrapError(herald.Unauthorized, err, msg)
 	}
 	return g, nil
 }
 
 // errShuttingDown answers a request the edge no longer takes.
 func errShuttingDown() error {
-	return &apierr.Error{Code: apierr.Unavailable, Message: "the edge is shutting down", RetryAfter: time.Second}
+	return &herald.Error{Code: herald.Unavailable, Message: "the edge is shutting down", RetryAfter: time.Second}
 }
 
 // errStoreUnavailable answers a request that JetStream could not serve.
 func errStoreUnavailable(err error) error {
-	return &apierr.Error{Code: apierr.Unavailable, Message: "message store unavailable", RetryAfter: time.Second, Err: err}
+	return &herald.Error{Code: herald.Unavailable, Message: "message store unavailable", RetryAfter: time.Second, Err: err}
 }
 
 // handshakeError maps the upgrader's refusal to the catalogue: its 400s
@@ -233,19 +233,19 @@ func errStoreUnavailable(err error) error {
 func handshakeError(status int, reason error) error {
 	switch status {
 	case http.StatusBadRequest:
-		return apierr.Wrap(apierr.InvalidRequest, reason, strings.TrimPrefix(reason.Error(), "websocket: "))
+		return herald.WrapError(herald.InvalidRequest, reason, strings.TrimPrefix(reason.Error(), "websocket: "))
 	case http.StatusMethodNotAllowed:
-		return apierr.Wrap(apierr.MethodNotAllow, reason, "a WebSocket handshake is a GET")
+		return herald.WrapError(herald.MethodNotAllowed, reason, "a WebSocket handshake is a GET")
 	case http.StatusForbidden:
-		return apierr.Wrap(apierr.Forbidden, reason, "origin not allowed")
+		return herald.WrapError(herald.Forbidden, reason, "origin not allowed")
 	}
-	return apierr.Wrap(apierr.Internal, reason, "internal error")
+	return herald.WrapError(herald.Internal, reason, "internal error")
 }
 
 func (s *Server) reject(w http.ResponseWriter, err error) {
-	e := apierr.As(err)
+	e := herald.AsError(err)
 	s.metrics.rejects.WithLabelValues(string(e.Code)).Inc()
-	apierr.Write(w, s.log, err)
+	herald.WriteError(w, s.log, err)
 }
 
 // openFeed opens the device's feed before the upgrade, so that an
@@ -307,7 +307,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !websocket.IsWebSocketUpgrade(r) {
-		s.reject(w, apierr.New(apierr.InvalidRequest, "this endpoint needs a WebSocket upgrade"))
+		s.reject(w, herald.NewError(herald.InvalidRequest, "this endpoint needs a WebSocket upgrade"))
 		return
 	}
 	feed, err := s.openFeed(r, cr)

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/herald-push/herald"
 	"github.com/herald-push/herald/streams"
 )
 
@@ -271,9 +272,12 @@ func (p *pumper) stop() bool {
 
 // handleFrame applies one client frame; a malformed one gets an error frame.
 func (s *session) handleFrame(out transport, b []byte) {
-	f, err := ParseClientFrame(b)
+	f, err := herald.ParseClientFrame(b)
+	if err == nil && f.Type != herald.TypeAck {
+		err = errReadUnsupported
+	}
 	if err != nil {
-		if !out.write(kindError, 0, encodeError("invalid_frame", err.Error())) || !out.flush() {
+		if !out.write(kindError, 0, encodeError(herald.InvalidFrame, err.Error())) || !out.flush() {
 			s.close(CloseSlow)
 		}
 		return
@@ -281,6 +285,9 @@ func (s *session) handleFrame(out transport, b []byte) {
 	s.metrics.acks.Inc()
 	_ = s.ack(f.Seq)
 }
+
+// errReadUnsupported answers a read frame, which this edge does not keep.
+var errReadUnsupported = errors.New("read frames are not supported by this edge")
 
 // ack applies a cumulative ack to the feed, logging a failure while the
 // session is open. The feed bounds any I/O it does (Feed.Ack).

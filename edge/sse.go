@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/herald-push/herald/ingest/apierr"
+	"github.com/herald-push/herald"
 )
 
 // The SSE transport (SPEC §7): GET /v1/sse?device=<id>.
@@ -222,7 +222,7 @@ func (c *sseConn) end() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	_ = c.rc.SetWriteDeadline(time.Now().Add(min(c.opts.writeTimeout, time.Second)))
-	b := appendEvent(nil, kindError.event(), 0, encodeError(r.Text(), r.message()))
+	b := appendEvent(nil, kindError.event(), 0, encodeError(herald.Code(r.Text()), r.message()))
 	if _, err := c.w.Write(b); err == nil {
 		_ = c.rc.Flush()
 	}
@@ -239,7 +239,7 @@ func (s *Server) authorizeSSE(r *http.Request) (connRequest, sseAckMode, error) 
 	if v := strings.TrimSpace(r.Header.Get("Last-Event-ID")); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			return connRequest{}, 0, apierr.New(apierr.InvalidRequest, "Last-Event-ID must be a non-negative integer (a seq)")
+			return connRequest{}, 0, herald.NewError(herald.InvalidRequest, "Last-Event-ID must be a non-negative integer (a seq)")
 		}
 		cr.pos = Position{Since: n, HasSince: true}
 	}
@@ -249,7 +249,7 @@ func (s *Server) authorizeSSE(r *http.Request) (connRequest, sseAckMode, error) 
 	case "auto":
 		return cr, sseAckAuto, nil
 	default:
-		return connRequest{}, 0, apierr.New(apierr.InvalidRequest, `ack must be "client" or "auto"`)
+		return connRequest{}, 0, herald.NewError(herald.InvalidRequest, `ack must be "client" or "auto"`)
 	}
 }
 
@@ -270,7 +270,7 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 	// A stream needs write deadlines and flushes; a wrapping
 	// ResponseWriter without Unwrap cannot give them.
 	if err := rc.SetWriteDeadline(time.Time{}); err != nil {
-		s.reject(w, apierr.Wrap(apierr.Internal, err, "streaming is not supported here"))
+		s.reject(w, herald.WrapError(herald.Internal, err, "streaming is not supported here"))
 		return
 	}
 	feed, err := s.openFeed(r, cr)
@@ -290,7 +290,7 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 		ss.close(CloseTooMany)
 		_ = feed.Close()
 		s.metrics.closed(CloseTooMany)
-		s.reject(w, apierr.New(apierr.TooMany, "too many connections for this user"))
+		s.reject(w, herald.NewError(herald.TooManyConnections, "too many connections for this user"))
 		return
 	}
 

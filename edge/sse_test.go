@@ -4,7 +4,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/herald-push/herald/ingest/apierr"
+	"github.com/herald-push/herald"
 	"github.com/herald-push/herald/streams"
 )
 
@@ -35,23 +35,23 @@ func TestParseAck(t *testing.T) {
 	for _, tc := range []struct {
 		body string
 		want ackRequest
-		code apierr.Code
+		code herald.Code
 	}{
 		{`{"device":"phone","seq":7}`, ackRequest{Device: "phone", Seq: 7}, ""},
 		{` {"seq":18446744073709551615,"device":"a:b.c-d_e","extra":true}`, ackRequest{Device: "a:b.c-d_e", Seq: 18446744073709551615}, ""},
-		{``, ackRequest{}, apierr.InvalidJSON},
-		{`{"device":"phone","seq":7`, ackRequest{}, apierr.InvalidJSON},
-		{`"phone"`, ackRequest{}, apierr.InvalidJSON},
-		{`{"seq":7}`, ackRequest{}, apierr.InvalidDevice},
-		{`{"device":"","seq":7}`, ackRequest{}, apierr.InvalidDevice},
-		{`{"device":"a b","seq":7}`, ackRequest{}, apierr.InvalidDevice},
-		{`{"device":7,"seq":7}`, ackRequest{}, apierr.InvalidJSON},
-		{`{"device":"phone"}`, ackRequest{}, apierr.InvalidRequest},
-		{`{"device":"phone","seq":0}`, ackRequest{}, apierr.InvalidRequest},
-		{`{"device":"phone","seq":-1}`, ackRequest{}, apierr.InvalidRequest},
-		{`{"device":"phone","seq":1.5}`, ackRequest{}, apierr.InvalidRequest},
-		{`{"device":"phone","seq":"7"}`, ackRequest{}, apierr.InvalidRequest},
-		{`{"device":"phone","seq":18446744073709551616}`, ackRequest{}, apierr.InvalidRequest},
+		{``, ackRequest{}, herald.InvalidJSON},
+		{`{"device":"phone","seq":7`, ackRequest{}, herald.InvalidJSON},
+		{`"phone"`, ackRequest{}, herald.InvalidJSON},
+		{`{"seq":7}`, ackRequest{}, herald.InvalidDevice},
+		{`{"device":"","seq":7}`, ackRequest{}, herald.InvalidDevice},
+		{`{"device":"a b","seq":7}`, ackRequest{}, herald.InvalidDevice},
+		{`{"device":7,"seq":7}`, ackRequest{}, herald.InvalidJSON},
+		{`{"device":"phone"}`, ackRequest{}, herald.InvalidRequest},
+		{`{"device":"phone","seq":0}`, ackRequest{}, herald.InvalidRequest},
+		{`{"device":"phone","seq":-1}`, ackRequest{}, herald.InvalidRequest},
+		{`{"device":"phone","seq":1.5}`, ackRequest{}, herald.InvalidRequest},
+		{`{"device":"phone","seq":"7"}`, ackRequest{}, herald.InvalidRequest},
+		{`{"device":"phone","seq":18446744073709551616}`, ackRequest{}, herald.InvalidRequest},
 	} {
 		t.Run(tc.body, func(t *testing.T) {
 			got, err := parseAck([]byte(tc.body))
@@ -61,7 +61,7 @@ func TestParseAck(t *testing.T) {
 				}
 				return
 			}
-			var e *apierr.Error
+			var e *herald.Error
 			if !errors.As(err, &e) || e.Code != tc.code {
 				t.Fatalf("got %+v, %v; want code %s", got, err, tc.code)
 			}
@@ -70,7 +70,7 @@ func TestParseAck(t *testing.T) {
 }
 
 // FuzzParseAck: any body either parses to a valid device and a positive
-// seq that survive a round trip, or is an *apierr.Error with a 4xx code.
+// seq that survive a round trip, or is an *herald.Error with a 4xx code.
 func FuzzParseAck(f *testing.F) {
 	for _, s := range []string{`{"device":"phone","seq":7}`, `{"device":"a:b","seq":1,"x":[1]}`, `{"seq":0}`, `{`, `null`, `{"device":"\u0000","seq":1e3}`} {
 		f.Add([]byte(s))
@@ -78,7 +78,7 @@ func FuzzParseAck(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, err := parseAck(b)
 		if err != nil {
-			var e *apierr.Error
+			var e *herald.Error
 			if !errors.As(err, &e) || e.Code.Status() != 400 {
 				t.Fatalf("error %v is not a 400 API error", err)
 			}

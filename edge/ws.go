@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/herald-push/herald"
 )
 
 // wsConn is the WebSocket transport of a session: a reader, and the
@@ -147,7 +149,7 @@ func (c *wsConn) writeClose() {
 	deadline := time.Now().Add(min(c.opts.writeTimeout, time.Second))
 	if r.clientCaused() {
 		_ = c.conn.SetWriteDeadline(deadline)
-		if c.conn.WriteMessage(websocket.TextMessage, encodeError(r.Text(), r.message())) != nil {
+		if c.conn.WriteMessage(websocket.TextMessage, encodeError(herald.Code(r.Text()), r.message())) != nil {
 			return
 		}
 	}

@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/herald-push/herald/ingest/apierr"
+	"github.com/herald-push/herald"
 )
 
 // keyring holds the SHA-256 digests of the producer keys, so that every
@@ -54,8 +54,8 @@ func bearer(r *http.Request) (string, bool) {
 }
 
 var (
-	errNoCredentials = apierr.New(apierr.Unauthorized, "missing Authorization: Bearer <producer key>")
-	errBadKey        = apierr.New(apierr.Unauthorized, "unknown producer key")
+	errNoCredentials = herald.NewError(herald.Unauthorized, "missing Authorization: Bearer <producer key>")
+	errBadKey        = herald.NewError(herald.Unauthorized, "unknown producer key")
 )
 
 // authProducer admits a request that carries a producer key.
@@ -87,14 +87,14 @@ func (h *Handler) authReader(r *http.Request) (grant, error) {
 		return grant{producer: true}, nil
 	}
 	if cred == "" {
-		return grant{}, apierr.New(apierr.Unauthorized, "missing Authorization: Bearer <producer key or client token>")
+		return grant{}, herald.NewError(herald.Unauthorized, "missing Authorization: Bearer <producer key or client token>")
 	}
 	if h.tokens == nil {
 		return grant{}, errBadKey
 	}
 	v, err := h.tokens.Verify(cred)
 	if err != nil {
-		return grant{}, apierr.Wrap(apierr.Unauthorized, err, "unknown producer key or invalid client token")
+		return grant{}, herald.WrapError(herald.Unauthorized, err, "unknown producer key or invalid client token")
 	}
 	return grant{user: v.User}, nil
 }
@@ -104,5 +104,5 @@ func (g grant) allows(user string) error {
 	if g.producer || g.user == user {
 		return nil
 	}
-	return apierr.New(apierr.Forbidden, "the token does not grant access to this user")
+	return herald.NewError(herald.Forbidden, "the token does not grant access to this user")
 }

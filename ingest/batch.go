@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/herald-push/herald/ingest/apierr"
+	"github.com/herald-push/herald"
 	"github.com/herald-push/herald/streams"
 )
 
@@ -25,7 +25,7 @@ type batchResult struct {
 }
 
 type itemError struct {
-	Code    apierr.Code `json:"code"`
+	Code    herald.Code `json:"code"`
 	Message string      `json:"message"`
 }
 
@@ -34,7 +34,7 @@ type batchResponse struct {
 }
 
 func failed(err error) batchResult {
-	e := apierr.As(err)
+	e := herald.AsError(err)
 	return batchResult{Error: &itemError{Code: e.Code, Message: e.Message}}
 }
 
@@ -48,7 +48,7 @@ func (h *Handler) batch(w http.ResponseWriter, r *http.Request) (string, error) 
 		return "", err
 	}
 	if r.Header.Get("Idempotency-Key") != "" {
-		return "", apierr.New(apierr.InvalidRequest, "Idempotency-Key is not supported on a batch; set id on each message")
+		return "", herald.NewError(herald.InvalidRequest, "Idempotency-Key is not supported on a batch; set id on each message")
 	}
 	if _, err := mediaType(r, false); err != nil {
 		return "", err
@@ -73,7 +73,7 @@ func (h *Handler) batch(w http.ResponseWriter, r *http.Request) (string, error) 
 		}
 		h.publishAll(r.Context(), b.msgs, b.users, b.results)
 	}
-	apierr.WriteJSON(w, http.StatusOK, batchResponse{Results: b.results})
+	herald.WriteJSON(w, http.StatusOK, batchResponse{Results: b.results})
 	return outcomeOK, nil
 }
 
@@ -115,7 +115,7 @@ type decodedBatch struct {
 }
 
 // errBatchShape refuses a body that is not {"messages":[…]}.
-var errBatchShape = apierr.New(apierr.InvalidRequest, `the body must be {"messages":[…]}`)
+var errBatchShape = herald.NewError(herald.InvalidRequest, `the body must be {"messages":[…]}`)
 
 // decodeBatch reads {"messages":[…]} as a stream of tokens, checking and
 // encoding each item as soon as it is read, so that a batch with more
@@ -132,7 +132,7 @@ func (h *Handler) decodeBatch(w http.ResponseWriter, r *http.Request) (*decodedB
 		return nil, bodyErr(err, h.maxBodyBytes)
 	} else if tok != json.Delim('{') {
 		// A value of the wrong type, as decoding it whole reported it.
-		return nil, apierr.New(apierr.InvalidMessage, `the body must be a JSON object: {"messages":[…]}`)
+		return nil, herald.NewError(herald.InvalidMessage, `the body must be a JSON object: {"messages":[…]}`)
 	}
 	var b *decodedBatch
 	for dec.More() {
@@ -147,7 +147,7 @@ func (h *Handler) decodeBatch(w http.ResponseWriter, r *http.Request) (*decodedB
 			continue
 		}
 		if b != nil {
-			return nil, apierr.New(apierr.InvalidRequest, `"messages" appears twice`)
+			return nil, herald.NewError(herald.InvalidRequest, `"messages" appears twice`)
 		}
 		if b, err = h.decodeItems(dec); err != nil {
 			return nil, err
@@ -158,7 +158,7 @@ func (h *Handler) decodeBatch(w http.ResponseWriter, r *http.Request) (*decodedB
 	}
 	switch _, err := dec.Token(); {
 	case err == nil:
-		return nil, apierr.New(apierr.InvalidJSON, "request body is not valid JSON: data after the top-level object")
+		return nil, herald.NewError(herald.InvalidJSON, "request body is not valid JSON: data after the top-level object")
 	case !errors.Is(err, io.EOF):
 		return nil, bodyErr(err, h.maxBodyBytes)
 	}
@@ -178,7 +178,7 @@ func (h *Handler) decodeItems(dec *json.Decoder) (*decodedBatch, error) {
 	case tok == nil:
 		return nil, errBatchShape
 	case tok != json.Delim('['):
-		return nil, apierr.New(apierr.InvalidMessage, "messages must be an array")
+		return nil, herald.NewError(herald.InvalidMessage, "messages must be an array")
 	}
 	limit := h.batchLimit()
 	b := &decodedBatch{results: []batchResult{}}
@@ -213,7 +213,7 @@ func (h *Handler) item(raw []byte) (batchResult, *nats.Msg, string) {
 		return failed(decodeErr(err)), nil, ""
 	}
 	if err := streams.ValidateUser(in.User); err != nil {
-		return failed(apierr.Wrap(apierr.InvalidUser, err, err.Error())), nil, ""
+		return failed(herald.WrapError(herald.InvalidUser, err, err.Error())), nil, ""
 	}
 	env, payload, err := h.envelope(in.User, in, "")
 	if err != nil {
@@ -237,7 +237,7 @@ func (h *Handler) tooManyItems() error {
 	if n := h.batchLimit(); n < h.ingest.MaxBatch {
 		return h.overBurst()
 	}
-	return apierr.New(apierr.TooLarge, "more than %d messages in one batch (ingest.max_batch); split it", h.ingest.MaxBatch)
+	return herald.NewError(herald.TooLarge, "more than %d messages in one batch (ingest.max_batch); split it", h.ingest.MaxBatch)
 }
 
 // skip discards a JSON value that the decoder has read (and checked).
@@ -261,7 +261,7 @@ func (h *Handler) publishAll(parent context.Context, msgs []*nats.Msg, users []s
 		}
 		nFailed++
 		if errors.Is(err, nats.ErrMaxPayload) {
-			results[i] = failed(apierr.Wrap(apierr.TooLarge, err, "the message exceeds the NATS max payload"))
+			results[i] = failed(herald.WrapError(herald.TooLarge, err, "the message exceeds the NATS max payload"))
 			return
 		}
 		results[i] = failed(h.unavailable("JetStream did not acknowledge the write; retry later", err))

@@ -15,8 +15,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/herald-push/herald"
 	"github.com/herald-push/herald/config"
-	"github.com/herald-push/herald/ingest/apierr"
 )
 
 func TestBatch(t *testing.T) {
@@ -37,7 +37,7 @@ func TestBatch(t *testing.T) {
 	if len(b.Results) != 5 {
 		t.Fatalf("%d results, want 5: %s", len(b.Results), res.body)
 	}
-	if e := b.Results[2].Error; e == nil || e.Code != apierr.InvalidMessage || b.Results[2].Seq != 0 || b.Results[2].ID != "" {
+	if e := b.Results[2].Error; e == nil || e.Code != herald.InvalidMessage || b.Results[2].Seq != 0 || b.Results[2].ID != "" {
 		t.Errorf("result 2 = %+v, want only an invalid_message error", b.Results[2])
 	}
 	want := []struct {
@@ -91,8 +91,8 @@ func TestBatchItems(t *testing.T) {
 	}
 	var b batchResp
 	decode(t, res.body, &b)
-	wantCodes := []apierr.Code{"", apierr.InvalidUser, apierr.InvalidUser, apierr.InvalidMessage, "",
-		"", apierr.TooLarge, apierr.InvalidMessage, ""}
+	wantCodes := []herald.Code{"", herald.InvalidUser, herald.InvalidUser, herald.InvalidMessage, "",
+		"", herald.TooLarge, herald.InvalidMessage, ""}
 	if len(b.Results) != len(wantCodes) {
 		t.Fatalf("%d results: %s", len(b.Results), res.body)
 	}
@@ -135,23 +135,23 @@ func TestBatchRejected(t *testing.T) {
 		body   string
 		hdr    []string
 		status int
-		code   apierr.Code
+		code   herald.Code
 	}{
-		{"no auth", items(1), []string{"Authorization", ""}, 401, apierr.Unauthorized},
-		{"wrong key", items(1), []string{"Authorization", "Bearer wrong-key-0123456789"}, 401, apierr.Unauthorized},
-		{"too many", items(11), nil, 413, apierr.TooLarge},
-		{"bad json", `{"messages":[{"user":"a","body":"b"}`, nil, 400, apierr.InvalidJSON},
-		{"empty body", ``, nil, 400, apierr.InvalidJSON},
-		{"no messages", `{}`, nil, 400, apierr.InvalidRequest},
-		{"null messages", `{"messages":null}`, nil, 400, apierr.InvalidRequest},
-		{"messages not array", `{"messages":{"user":"a"}}`, nil, 400, apierr.InvalidMessage},
-		{"not an object", `[{"user":"a","body":"b"}]`, nil, 400, apierr.InvalidMessage},
-		{"messages twice", `{"messages":[],"messages":[{"user":"a","body":"b"}]}`, nil, 400, apierr.InvalidRequest},
-		{"cut off item", `{"messages":[{"user":"a","body":"b"},{"user"`, nil, 400, apierr.InvalidJSON},
-		{"bad item syntax", `{"messages":[{"user":"a","body":"b"},,]}`, nil, 400, apierr.InvalidJSON},
-		{"data after the object", `{"messages":[{"user":"a","body":"b"}]} {}`, nil, 400, apierr.InvalidJSON},
-		{"idempotency key", items(1), []string{"Idempotency-Key", "k"}, 400, apierr.InvalidRequest},
-		{"text", items(1), []string{"Content-Type", "text/plain"}, 415, apierr.Unsupported},
+		{"no auth", items(1), []string{"Authorization", ""}, 401, herald.Unauthorized},
+		{"wrong key", items(1), []string{"Authorization", "Bearer wrong-key-0123456789"}, 401, herald.Unauthorized},
+		{"too many", items(11), nil, 413, herald.TooLarge},
+		{"bad json", `{"messages":[{"user":"a","body":"b"}`, nil, 400, herald.InvalidJSON},
+		{"empty body", ``, nil, 400, herald.InvalidJSON},
+		{"no messages", `{}`, nil, 400, herald.InvalidRequest},
+		{"null messages", `{"messages":null}`, nil, 400, herald.InvalidRequest},
+		{"messages not array", `{"messages":{"user":"a"}}`, nil, 400, herald.InvalidMessage},
+		{"not an object", `[{"user":"a","body":"b"}]`, nil, 400, herald.InvalidMessage},
+		{"messages twice", `{"messages":[],"messages":[{"user":"a","body":"b"}]}`, nil, 400, herald.InvalidRequest},
+		{"cut off item", `{"messages":[{"user":"a","body":"b"},{"user"`, nil, 400, herald.InvalidJSON},
+		{"bad item syntax", `{"messages":[{"user":"a","body":"b"},,]}`, nil, 400, herald.InvalidJSON},
+		{"data after the object", `{"messages":[{"user":"a","body":"b"}]} {}`, nil, 400, herald.InvalidJSON},
+		{"idempotency key", items(1), []string{"Idempotency-Key", "k"}, 400, herald.InvalidRequest},
+		{"text", items(1), []string{"Content-Type", "text/plain"}, 415, herald.UnsupportedMediaType},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -188,7 +188,7 @@ func TestBatchRejected(t *testing.T) {
 	req.Header.Set("Authorization", "Bearer "+producerKey)
 	rec := httptest.NewRecorder()
 	f.mux().ServeHTTP(rec, req)
-	wantError(t, response{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}, http.StatusRequestEntityTooLarge, apierr.TooLarge)
+	wantError(t, response{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}, http.StatusRequestEntityTooLarge, herald.TooLarge)
 }
 
 // TestBatch1000 publishes a full default batch through the async window.

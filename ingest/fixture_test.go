@@ -18,10 +18,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/herald-push/herald"
 	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/edge/token"
 	"github.com/herald-push/herald/ingest"
-	"github.com/herald-push/herald/ingest/apierr"
 	"github.com/herald-push/herald/streams"
 	"github.com/herald-push/herald/streams/streamstest"
 )
@@ -215,7 +215,7 @@ type batchResp struct {
 }
 
 type errDetail struct {
-	Code    apierr.Code `json:"code"`
+	Code    herald.Code `json:"code"`
 	Message string      `json:"message"`
 }
 
@@ -247,7 +247,7 @@ func decode(t testing.TB, b []byte, v any) {
 }
 
 // wantError asserts an error response with status and code.
-func wantError(t testing.TB, res response, status int, code apierr.Code) {
+func wantError(t testing.TB, res response, status int, code herald.Code) {
 	t.Helper()
 	if res.status != status {
 		t.Errorf("status = %v, want %d %s", res, status, code)

@@ -13,9 +13,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/herald-push/herald"
 	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/edge/token"
-	"github.com/herald-push/herald/ingest/apierr"
 	"github.com/herald-push/herald/streams"
 )
 
@@ -182,17 +182,17 @@ func (h *Handler) endpoint(f endpointFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		outcome, err := f(w, r)
 		if err != nil {
-			e := apierr.As(err)
+			e := herald.AsError(err)
 			outcome = string(e.Code)
-			apierr.Write(w, h.log, err)
+			herald.WriteError(w, h.log, err)
 		}
 		h.metrics.requests.WithLabelValues(outcome).Inc()
 	})
 }
 
 // unavailable is the 503 of a write or read NATS did not complete.
-func (h *Handler) unavailable(msg string, err error) *apierr.Error {
-	return &apierr.Error{Code: apierr.Unavailable, Message: msg, RetryAfter: h.ingest.RetryAfter, Err: err}
+func (h *Handler) unavailable(msg string, err error) *herald.Error {
+	return &herald.Error{Code: herald.Unavailable, Message: msg, RetryAfter: h.ingest.RetryAfter, Err: err}
 }
 
 // errNotConnected is the cause of a 503 while the NATS connection is down.

@@ -8,7 +8,7 @@ import (
 	"net/url"
 	"strconv"
 
-	"github.com/herald-push/herald/ingest/apierr"
+	"github.com/herald-push/herald"
 	"github.com/herald-push/herald/streams"
 )
 
@@ -34,19 +34,19 @@ type historyResponse struct {
 func parsePage(rawQuery string) (since uint64, limit int, err error) {
 	q, err := url.ParseQuery(rawQuery)
 	if err != nil {
-		return 0, 0, apierr.Wrap(apierr.InvalidRequest, err, "the query string is malformed")
+		return 0, 0, herald.WrapError(herald.InvalidRequest, err, "the query string is malformed")
 	}
 	if q.Has("since") {
 		since, err = strconv.ParseUint(q.Get("since"), 10, 64)
 		if err != nil {
-			return 0, 0, apierr.Wrap(apierr.InvalidRequest, err, "since must be a sequence number (an integer ≥ 0)")
+			return 0, 0, herald.WrapError(herald.InvalidRequest, err, "since must be a sequence number (an integer ≥ 0)")
 		}
 	}
 	limit = DefaultHistoryLimit
 	if q.Has("limit") {
 		limit, err = strconv.Atoi(q.Get("limit"))
 		if err != nil || limit < 1 || limit > MaxHistoryLimit {
-			return 0, 0, apierr.Wrap(apierr.InvalidRequest, err, "limit must be an integer from 1 to 1000")
+			return 0, 0, herald.WrapError(herald.InvalidRequest, err, "limit must be an integer from 1 to 1000")
 		}
 	}
 	return since, limit, nil
@@ -60,7 +60,7 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request) (string, error
 	}
 	user := r.PathValue("user")
 	if err := streams.ValidateUser(user); err != nil {
-		return "", apierr.Wrap(apierr.InvalidUser, err, err.Error())
+		return "", herald.WrapError(herald.InvalidUser, err, err.Error())
 	}
 	if err := g.allows(user); err != nil {
 		return "", err
@@ -93,6 +93,6 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request) (string, error
 			resp.Next = msgs[len(msgs)-1].Sequence
 		}
 	}
-	apierr.WriteJSON(w, http.StatusOK, resp)
+	herald.WriteJSON(w, http.StatusOK, resp)
 	return outcomeOK, nil
 }

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-push/herald"
 	"github.com/herald-push/herald/edge/token"
-	"github.com/herald-push/herald/ingest/apierr"
 	"github.com/herald-push/herald/streams"
 )
 
@@ -115,24 +115,24 @@ func TestHistoryRejected(t *testing.T) {
 		path   string
 		hdr    []string
 		status int
-		code   apierr.Code
+		code   herald.Code
 	}{
-		{"no auth", userPath("alice"), []string{"Authorization", ""}, 401, apierr.Unauthorized},
-		{"wrong key", userPath("alice"), []string{"Authorization", "Bearer wrong-key-0123456789"}, 401, apierr.Unauthorized},
-		{"bad token", userPath("alice"), []string{"Authorization", "Bearer a.b.c"}, 401, apierr.Unauthorized},
-		{"expired token", userPath("alice"), []string{"Authorization", "Bearer " + expired}, 401, apierr.Unauthorized},
-		{"other user's token", userPath("alice"), []string{"Authorization", "Bearer " + mint(t, "bob")}, 403, apierr.Forbidden},
-		{"other user's query token", userPath("alice") + "?token=" + mint(t, "bob"), []string{"Authorization", ""}, 403, apierr.Forbidden},
-		{"invalid user", "/v1/users/a%01/messages", nil, 400, apierr.InvalidUser},
-		{"limit 0", userPath("alice") + "?limit=0", nil, 400, apierr.InvalidRequest},
-		{"limit 1001", userPath("alice") + "?limit=1001", nil, 400, apierr.InvalidRequest},
-		{"limit text", userPath("alice") + "?limit=ten", nil, 400, apierr.InvalidRequest},
-		{"limit empty", userPath("alice") + "?limit=", nil, 400, apierr.InvalidRequest},
-		{"since negative", userPath("alice") + "?since=-1", nil, 400, apierr.InvalidRequest},
-		{"since text", userPath("alice") + "?since=abc", nil, 400, apierr.InvalidRequest},
-		{"since overflow", userPath("alice") + "?since=18446744073709551616", nil, 400, apierr.InvalidRequest},
-		{"since float", userPath("alice") + "?since=1.5", nil, 400, apierr.InvalidRequest},
-		{"bad query", userPath("alice") + "?since=%zz", nil, 400, apierr.InvalidRequest},
+		{"no auth", userPath("alice"), []string{"Authorization", ""}, 401, herald.Unauthorized},
+		{"wrong key", userPath("alice"), []string{"Authorization", "Bearer wrong-key-0123456789"}, 401, herald.Unauthorized},
+		{"bad token", userPath("alice"), []string{"Authorization", "Bearer a.b.c"}, 401, herald.Unauthorized},
+		{"expired token", userPath("alice"), []string{"Authorization", "Bearer " + expired}, 401, herald.Unauthorized},
+		{"other user's token", userPath("alice"), []string{"Authorization", "Bearer " + mint(t, "bob")}, 403, herald.Forbidden},
+		{"other user's query token", userPath("alice") + "?token=" + mint(t, "bob"), []string{"Authorization", ""}, 403, herald.Forbidden},
+		{"invalid user", "/v1/users/a%01/messages", nil, 400, herald.InvalidUser},
+		{"limit 0", userPath("alice") + "?limit=0", nil, 400, herald.InvalidRequest},
+		{"limit 1001", userPath("alice") + "?limit=1001", nil, 400, herald.InvalidRequest},
+		{"limit text", userPath("alice") + "?limit=ten", nil, 400, herald.InvalidRequest},
+		{"limit empty", userPath("alice") + "?limit=", nil, 400, herald.InvalidRequest},
+		{"since negative", userPath("alice") + "?since=-1", nil, 400, herald.InvalidRequest},
+		{"since text", userPath("alice") + "?since=abc", nil, 400, herald.InvalidRequest},
+		{"since overflow", userPath("alice") + "?since=18446744073709551616", nil, 400, herald.InvalidRequest},
+		{"since float", userPath("alice") + "?since=1.5", nil, 400, herald.InvalidRequest},
+		{"bad query", userPath("alice") + "?since=%zz", nil, 400, herald.InvalidRequest},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -164,7 +164,7 @@ func TestHistoryClientToken(t *testing.T) {
 
 	// Without a verifier, tokens are unknown credentials.
 	g := newFixture(t, fixtureOpts{noTokens: true})
-	wantError(t, g.do(http.MethodGet, userPath("alice"), nil, "Authorization", "Bearer "+tok), 401, apierr.Unauthorized)
+	wantError(t, g.do(http.MethodGet, userPath("alice"), nil, "Authorization", "Bearer "+tok), 401, herald.Unauthorized)
 }
 
 // TestHistoryRawPayload: a payload published straight to NATS that is not an

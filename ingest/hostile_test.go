@@ -10,8 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/herald-push/herald"
 	"github.com/herald-push/herald/config"
-	"github.com/herald-push/herald/ingest/apierr"
 	"github.com/herald-push/herald/streams"
 )
 
@@ -83,7 +83,7 @@ func TestProducerRateLimit(t *testing.T) {
 	}
 	before, _ := f.state()
 	res := f.postJSON(userPath("alice"), map[string]any{"body": "over"})
-	wantError(t, res, http.StatusTooManyRequests, apierr.RateLimited)
+	wantError(t, res, http.StatusTooManyRequests, herald.RateLimited)
 	if ra, err := strconv.Atoi(res.header.Get("Retry-After")); err != nil || ra < 1 {
 		t.Errorf("Retry-After = %q", res.header.Get("Retry-After"))
 	}
@@ -96,7 +96,7 @@ func TestProducerRateLimit(t *testing.T) {
 		t.Fatalf("batch on the other key: %v", res)
 	}
 	res = f.postJSON("/v1/messages", map[string]any{"messages": []map[string]any{{"user": "bob", "body": "4"}}}, "Authorization", "Bearer "+otherKey)
-	wantError(t, res, http.StatusTooManyRequests, apierr.RateLimited)
+	wantError(t, res, http.StatusTooManyRequests, herald.RateLimited)
 	after, _ := f.state()
 	if after != before+3 {
 		t.Errorf("stream holds %d messages, want %d (nothing stored for a 429)", after, before+3)

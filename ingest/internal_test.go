@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herald-push/herald/ingest/apierr"
+	"github.com/herald-push/herald"
 )
 
 func TestIDs(t *testing.T) {
@@ -108,8 +108,8 @@ func TestParsePage(t *testing.T) {
 	for _, tc := range cases {
 		since, limit, err := parsePage(tc.q)
 		if !tc.ok {
-			var e *apierr.Error
-			if !errors.As(err, &e) || e.Code != apierr.InvalidRequest {
+			var e *herald.Error
+			if !errors.As(err, &e) || e.Code != herald.InvalidRequest {
 				t.Errorf("parsePage(%q) err = %v, want invalid_request", tc.q, err)
 			}
 			continue
@@ -127,8 +127,8 @@ func FuzzParsePage(f *testing.F) {
 	f.Fuzz(func(t *testing.T, q string) {
 		since, limit, err := parsePage(q)
 		if err != nil {
-			var e *apierr.Error
-			if !errors.As(err, &e) || e.Code != apierr.InvalidRequest || e.Code.Status() != 400 {
+			var e *herald.Error
+			if !errors.As(err, &e) || e.Code != herald.InvalidRequest || e.Code.Status() != 400 {
 				t.Fatalf("parsePage(%q) error %v is not a 400 invalid_request", q, err)
 			}
 			return

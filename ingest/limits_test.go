@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-push/herald"
 	"github.com/herald-push/herald/config"
-	"github.com/herald-push/herald/ingest/apierr"
 )
 
 // batchRequest is an in-process batch request with the producer key.
@@ -46,7 +46,7 @@ func TestBatchItemLimitMemory(t *testing.T) {
 	runtime.ReadMemStats(&after)
 
 	res := recorded(rec)
-	wantError(t, res, http.StatusRequestEntityTooLarge, apierr.TooLarge)
+	wantError(t, res, http.StatusRequestEntityTooLarge, herald.TooLarge)
 	if !bytes.Contains(res.body, []byte("ingest.max_batch")) || !bytes.Contains(res.body, []byte("1000")) {
 		t.Errorf("error %s does not name ingest.max_batch and its value", res.body)
 	}
@@ -88,7 +88,7 @@ func TestBatchConcurrencyLimit(t *testing.T) {
 	}
 
 	res := f.postJSON("/v1/messages", `{"messages":[{"user":"bob","body":"second"}]}`)
-	wantError(t, res, http.StatusServiceUnavailable, apierr.Unavailable)
+	wantError(t, res, http.StatusServiceUnavailable, herald.Unavailable)
 	if ra, err := strconv.Atoi(res.header.Get("Retry-After")); err != nil || ra < 1 {
 		t.Errorf("Retry-After = %q", res.header.Get("Retry-After"))
 	}
@@ -99,7 +99,7 @@ func TestBatchConcurrencyLimit(t *testing.T) {
 	cancel()
 	gone := httptest.NewRecorder()
 	mux.ServeHTTP(gone, batchRequest(strings.NewReader(`{"messages":[]}`)).WithContext(ctx))
-	wantError(t, recorded(gone), http.StatusServiceUnavailable, apierr.Unavailable)
+	wantError(t, recorded(gone), http.StatusServiceUnavailable, herald.Unavailable)
 	single := f.publish("carol", map[string]any{"body": "single"}, http.StatusCreated)
 
 	if _, err := pw.Write([]byte(`{"user":"alice","body":"held"}]}`)); err != nil {
@@ -147,7 +147,7 @@ func TestBatchRateBurst(t *testing.T) {
 
 	// Over the burst, on a full bucket: never admitted.
 	res := batch(6, otherKey)
-	wantError(t, res, http.StatusRequestEntityTooLarge, apierr.TooLarge)
+	wantError(t, res, http.StatusRequestEntityTooLarge, herald.TooLarge)
 	if !bytes.Contains(res.body, []byte("ingest.rate_burst")) || res.header.Get("Retry-After") != "" {
 		t.Errorf("batch over the burst: %v, Retry-After %q; want a message naming ingest.rate_burst and no Retry-After",
 			res, res.header.Get("Retry-After"))
@@ -158,13 +158,13 @@ func TestBatchRateBurst(t *testing.T) {
 	}
 	// The bucket is empty now: 4 messages need 4 s at 1/s.
 	res = batch(4, otherKey)
-	wantError(t, res, http.StatusTooManyRequests, apierr.RateLimited)
+	wantError(t, res, http.StatusTooManyRequests, herald.RateLimited)
 	if ra, err := strconv.Atoi(res.header.Get("Retry-After")); err != nil || ra < 3 || ra > 4 {
 		t.Errorf("Retry-After = %q for 4 messages at 1/s from an empty bucket, want 3 or 4", res.header.Get("Retry-After"))
 	}
 	// The refused batch took nothing: one message needs at most 1 s.
 	res = f.postJSON(userPath("alice"), map[string]any{"body": "one"}, "Authorization", "Bearer "+otherKey)
-	wantError(t, res, http.StatusTooManyRequests, apierr.RateLimited)
+	wantError(t, res, http.StatusTooManyRequests, herald.RateLimited)
 	if ra := res.header.Get("Retry-After"); ra != "1" {
 		t.Errorf("Retry-After = %q for one message, want 1", ra)
 	}
@@ -183,9 +183,9 @@ func TestDataDepthLimit(t *testing.T) {
 		return strings.Repeat(`{"a":`, levels) + `1` + strings.Repeat(`}`, levels)
 	}
 	res := f.postJSON(userPath("alice"), `{"body":"deep","data":{"a":`+strings.Repeat(`[`, 8999)+strings.Repeat(`]`, 8999)+`}}`)
-	wantError(t, res, http.StatusBadRequest, apierr.InvalidMessage)
+	wantError(t, res, http.StatusBadRequest, herald.InvalidMessage)
 	res = f.postJSON(userPath("alice"), `{"body":"deep","data":`+nested(33)+`}`)
-	wantError(t, res, http.StatusBadRequest, apierr.InvalidMessage)
+	wantError(t, res, http.StatusBadRequest, herald.InvalidMessage)
 	if !bytes.Contains(res.body, []byte("32")) {
 		t.Errorf("error %s does not name the limit", res.body)
 	}
@@ -197,7 +197,7 @@ func TestDataDepthLimit(t *testing.T) {
 	if res.status != http.StatusOK || len(b.Results) != 2 {
 		t.Fatalf("batch: %v", res)
 	}
-	if e := b.Results[0].Error; e == nil || e.Code != apierr.InvalidMessage {
+	if e := b.Results[0].Error; e == nil || e.Code != herald.InvalidMessage {
 		t.Errorf("deep item = %+v, want invalid_message", b.Results[0])
 	}
 	if b.Results[1].Error != nil || b.Results[1].Seq != ok.Seq+1 {

@@ -15,7 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/herald-push/herald/ingest/apierr"
+	"github.com/herald-push/herald"
 	"github.com/herald-push/herald/streams"
 )
 
@@ -50,7 +50,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) (string, error
 	}
 	user := r.PathValue("user")
 	if err := streams.ValidateUser(user); err != nil {
-		return "", apierr.Wrap(apierr.InvalidUser, err, err.Error())
+		return "", herald.WrapError(herald.InvalidUser, err, err.Error())
 	}
 	text, err := mediaType(r, true)
 	if err != nil {
@@ -63,7 +63,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) (string, error
 	var in input
 	if text {
 		if !utf8.Valid(raw) {
-			return "", apierr.New(apierr.InvalidMessage, "a text/plain body must be valid UTF-8")
+			return "", herald.NewError(herald.InvalidMessage, "a text/plain body must be valid UTF-8")
 		}
 		in.Body = string(raw)
 	} else {
@@ -71,7 +71,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) (string, error
 			return "", decodeErr(err)
 		}
 		if in.User != "" && in.User != user {
-			return "", apierr.New(apierr.InvalidMessage, "user in the body does not match the user in the path")
+			return "", herald.NewError(herald.InvalidMessage, "user in the body does not match the user in the path")
 		}
 	}
 	env, payload, err := h.envelope(user, in, r.Header.Get("Idempotency-Key"))
@@ -99,12 +99,12 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) (string, error
 		}
 		resp.Time, resp.Duplicate = orig, true
 		h.logStored(user, ack.Sequence, true)
-		apierr.WriteJSON(w, http.StatusOK, resp)
+		herald.WriteJSON(w, http.StatusOK, resp)
 		return outcomeDuplicate, nil
 	}
 	h.metrics.messages.Inc()
 	h.logStored(user, ack.Sequence, false)
-	apierr.WriteJSON(w, http.StatusCreated, resp)
+	herald.WriteJSON(w, http.StatusCreated, resp)
 	return outcomeOK, nil
 }
 
@@ -131,7 +131,7 @@ func mediaType(r *http.Request, allowText bool) (text bool, err error) {
 	if allowText {
 		want += " or text/plain; charset=utf-8"
 	}
-	return false, apierr.New(apierr.Unsupported, "Content-Type %q is not supported; send %s", ct, want)
+	return false, herald.NewError(herald.UnsupportedMediaType, "Content-Type %q is not supported; send %s", ct, want)
 }
 
 // readBody reads the whole body, at most limit bytes; more is 413.
@@ -146,7 +146,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	case errors.As(err, &mbe):
 		return nil, tooLargeBody(limit)
 	case err != nil:
-		return nil, apierr.Wrap(apierr.InvalidRequest, err, "reading the request body failed")
+		return nil, herald.WrapError(herald.InvalidRequest, err, "reading the request body failed")
 	}
 	return b, nil
 }
@@ -177,11 +177,11 @@ func bodyErr(err error, limit int64) error {
 	case errors.As(err, &se):
 		return decodeErr(err)
 	}
-	return apierr.Wrap(apierr.InvalidRequest, err, "reading the request body failed")
+	return herald.WrapError(herald.InvalidRequest, err, "reading the request body failed")
 }
 
 func tooLargeBody(limit int64) error {
-	return apierr.New(apierr.TooLarge, "request body exceeds %d bytes", limit)
+	return herald.NewError(herald.TooLarge, "request body exceeds %d bytes", limit)
 }
 
 // decodeErr maps a JSON decoding error: a value of the wrong type is
@@ -190,11 +190,11 @@ func decodeErr(err error) error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
 		if te.Field == "" {
-			return apierr.Wrap(apierr.InvalidMessage, err, "a message must be a JSON object")
+			return herald.WrapError(herald.InvalidMessage, err, "a message must be a JSON object")
 		}
-		return apierr.Wrap(apierr.InvalidMessage, err, fmt.Sprintf("field %s must be %s, not %s", te.Field, jsonKind(te.Type.String()), te.Value))
+		return herald.WrapError(herald.InvalidMessage, err, fmt.Sprintf("field %s must be %s, not %s", te.Field, jsonKind(te.Type.String()), te.Value))
 	}
-	return apierr.Wrap(apierr.InvalidJSON, err, "request body is not valid JSON: "+strings.TrimPrefix(err.Error(), "json: "))
+	return herald.WrapError(herald.InvalidJSON, err, "request body is not valid JSON: "+strings.TrimPrefix(err.Error(), "json: "))
 }
 
 // jsonKind names a Go type the way a JSON producer would.
@@ -217,13 +217,13 @@ func (h *Handler) envelope(user string, in input, key string) (streams.Envelope,
 	id := in.ID
 	if key != "" {
 		if id != "" && id != key {
-			return streams.Envelope{}, nil, apierr.New(apierr.InvalidMessage, "the Idempotency-Key header and the id field differ")
+			return streams.Envelope{}, nil, herald.NewError(herald.InvalidMessage, "the Idempotency-Key header and the id field differ")
 		}
 		id = key
 	}
 	if id != "" {
 		if err := streams.ValidateID(id); err != nil {
-			return streams.Envelope{}, nil, apierr.Wrap(apierr.InvalidMessage, err, err.Error())
+			return streams.Envelope{}, nil, herald.WrapError(herald.InvalidMessage, err, err.Error())
 		}
 	}
 	t := now()
@@ -235,14 +235,14 @@ func (h *Handler) envelope(user string, in input, key string) (streams.Envelope,
 		Title: in.Title, Body: in.Body, Priority: in.Priority, Tags: in.Tags, Data: in.Data,
 	}
 	if err := env.Validate(); err != nil {
-		return streams.Envelope{}, nil, apierr.Wrap(apierr.InvalidMessage, err, err.Error())
+		return streams.Envelope{}, nil, herald.WrapError(herald.InvalidMessage, err, err.Error())
 	}
 	payload, err := env.Encode()
 	if err != nil {
 		return streams.Envelope{}, nil, fmt.Errorf("ingest: envelope: %w", err)
 	}
 	if len(payload) > h.ingest.MaxMessageBytes {
-		return streams.Envelope{}, nil, apierr.New(apierr.TooLarge, "the stored message would be %d bytes; the limit is %d", len(payload), h.ingest.MaxMessageBytes)
+		return streams.Envelope{}, nil, herald.NewError(herald.TooLarge, "the stored message would be %d bytes; the limit is %d", len(payload), h.ingest.MaxMessageBytes)
 	}
 	return env, payload, nil
 }
@@ -262,7 +262,7 @@ func (h *Handler) natsMsg(user, id string, payload []byte) *nats.Msg {
 // is 503 with Retry-After.
 func (h *Handler) publishErr(user string, err error) error {
 	if errors.Is(err, nats.ErrMaxPayload) {
-		return apierr.Wrap(apierr.TooLarge, err, "the message exceeds the NATS max payload")
+		return herald.WrapError(herald.TooLarge, err, "the message exceeds the NATS max payload")
 	}
 	h.log.Warn("publish failed", "user", streams.LogUser(user), "err", err)
 	return h.unavailable("JetStream did not acknowledge the write; retry later", err)
@@ -281,7 +281,7 @@ func (h *Handler) original(ctx context.Context, user, id string, seq uint64) (*t
 		return nil, nil
 	}
 	if sm.Subject != h.subjects.User(user) {
-		return nil, apierr.New(apierr.InvalidMessage, "id %q was already used for another user within the duplicate window", id)
+		return nil, herald.NewError(herald.InvalidMessage, "id %q was already used for another user within the duplicate window", id)
 	}
 	t := streams.Decode(sm.Data, sm.Sequence, sm.Time).Time
 	return &t, nil

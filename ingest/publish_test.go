@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herald-push/herald/ingest/apierr"
+	"github.com/herald-push/herald"
 )
 
 func TestPublishJSON(t *testing.T) {
@@ -147,45 +147,45 @@ func TestPublishRejected(t *testing.T) {
 		body   string
 		hdr    []string
 		status int
-		code   apierr.Code
+		code   herald.Code
 	}{
-		{"no auth", userPath("alice"), `{"body":"x"}`, []string{"Authorization", ""}, 401, apierr.Unauthorized},
-		{"wrong key", userPath("alice"), `{"body":"x"}`, []string{"Authorization", "Bearer not-a-key-0123456789"}, 401, apierr.Unauthorized},
-		{"key prefix", userPath("alice"), `{"body":"x"}`, []string{"Authorization", "Bearer " + producerKey[:10]}, 401, apierr.Unauthorized},
-		{"basic scheme", userPath("alice"), `{"body":"x"}`, []string{"Authorization", "Basic " + producerKey}, 401, apierr.Unauthorized},
-		{"empty bearer", userPath("alice"), `{"body":"x"}`, []string{"Authorization", "Bearer "}, 401, apierr.Unauthorized},
-		{"client token", userPath("alice"), `{"body":"x"}`, []string{"Authorization", "Bearer " + mint(t, "alice")}, 401, apierr.Unauthorized},
-		{"bad json", userPath("alice"), `{"body":`, nil, 400, apierr.InvalidJSON},
-		{"trailing data", userPath("alice"), `{"body":"x"} {}`, nil, 400, apierr.InvalidJSON},
-		{"empty body", userPath("alice"), ``, nil, 400, apierr.InvalidJSON},
-		{"not json", userPath("alice"), `body=x`, nil, 400, apierr.InvalidJSON},
-		{"control char user", "/v1/users/a%00b/messages", `{"body":"x"}`, nil, 400, apierr.InvalidUser},
-		{"tab user", "/v1/users/a%09b/messages", `{"body":"x"}`, nil, 400, apierr.InvalidUser},
-		{"invalid utf-8 user", "/v1/users/%FF%FE/messages", `{"body":"x"}`, nil, 400, apierr.InvalidUser},
-		{"long user", userPath(repeat("u", 257)), `{"body":"x"}`, nil, 400, apierr.InvalidUser},
-		{"no content", userPath("alice"), `{"priority":3,"tags":["a"]}`, nil, 400, apierr.InvalidMessage},
-		{"priority high", userPath("alice"), `{"body":"x","priority":11}`, nil, 400, apierr.InvalidMessage},
-		{"priority negative", userPath("alice"), `{"body":"x","priority":-1}`, nil, 400, apierr.InvalidMessage},
-		{"priority type", userPath("alice"), `{"body":"x","priority":"high"}`, nil, 400, apierr.InvalidMessage},
-		{"priority float", userPath("alice"), `{"body":"x","priority":2.5}`, nil, 400, apierr.InvalidMessage},
-		{"array message", userPath("alice"), `["x"]`, nil, 400, apierr.InvalidMessage},
-		{"data array", userPath("alice"), `{"data":[1,2]}`, nil, 400, apierr.InvalidMessage},
-		{"data string", userPath("alice"), `{"data":"x"}`, nil, 400, apierr.InvalidMessage},
-		{"empty tag", userPath("alice"), `{"body":"x","tags":[""]}`, nil, 400, apierr.InvalidMessage},
-		{"too many tags", userPath("alice"), `{"body":"x","tags":[` + strings.TrimSuffix(repeat(`"t",`, 33), ",") + `]}`, nil, 400, apierr.InvalidMessage},
-		{"id with space", userPath("alice"), `{"body":"x","id":"a b"}`, nil, 400, apierr.InvalidMessage},
-		{"id too long", userPath("alice"), `{"body":"x","id":"` + repeat("i", 129) + `"}`, nil, 400, apierr.InvalidMessage},
-		{"key with space", userPath("alice"), `{"body":"x"}`, []string{"Idempotency-Key", "a b"}, 400, apierr.InvalidMessage},
-		{"key differs from id", userPath("alice"), `{"body":"x","id":"one"}`, []string{"Idempotency-Key", "two"}, 400, apierr.InvalidMessage},
-		{"user mismatch", userPath("alice"), `{"body":"x","user":"bob"}`, nil, 400, apierr.InvalidMessage},
-		{"text invalid utf-8", userPath("alice"), "bad \xff text", []string{"Content-Type", "text/plain"}, 400, apierr.InvalidMessage},
-		{"text empty", userPath("alice"), "", []string{"Content-Type", "text/plain"}, 400, apierr.InvalidMessage},
-		{"stored too large", userPath("alice"), bigBody(64 << 10), nil, 413, apierr.TooLarge},
-		{"body too large", userPath("alice"), bigBody(200 << 10), nil, 413, apierr.TooLarge},
-		{"xml", userPath("alice"), `<m/>`, []string{"Content-Type", "application/xml"}, 415, apierr.Unsupported},
-		{"html", userPath("alice"), `<p>`, []string{"Content-Type", "text/html"}, 415, apierr.Unsupported},
-		{"latin-1 text", userPath("alice"), "x", []string{"Content-Type", "text/plain; charset=iso-8859-1"}, 415, apierr.Unsupported},
-		{"bad media type", userPath("alice"), "x", []string{"Content-Type", "/;;"}, 415, apierr.Unsupported},
+		{"no auth", userPath("alice"), `{"body":"x"}`, []string{"Authorization", ""}, 401, herald.Unauthorized},
+		{"wrong key", userPath("alice"), `{"body":"x"}`, []string{"Authorization", "Bearer not-a-key-0123456789"}, 401, herald.Unauthorized},
+		{"key prefix", userPath("alice"), `{"body":"x"}`, []string{"Authorization", "Bearer " + producerKey[:10]}, 401, herald.Unauthorized},
+		{"basic scheme", userPath("alice"), `{"body":"x"}`, []string{"Authorization", "Basic " + producerKey}, 401, herald.Unauthorized},
+		{"empty bearer", userPath("alice"), `{"body":"x"}`, []string{"Authorization", "Bearer "}, 401, herald.Unauthorized},
+		{"client token", userPath("alice"), `{"body":"x"}`, []string{"Authorization", "Bearer " + mint(t, "alice")}, 401, herald.Unauthorized},
+		{"bad json", userPath("alice"), `{"body":`, nil, 400, herald.InvalidJSON},
+		{"trailing data", userPath("alice"), `{"body":"x"} {}`, nil, 400, herald.InvalidJSON},
+		{"empty body", userPath("alice"), ``, nil, 400, herald.InvalidJSON},
+		{"not json", userPath("alice"), `body=x`, nil, 400, herald.InvalidJSON},
+		{"control char user", "/v1/users/a%00b/messages", `{"body":"x"}`, nil, 400, herald.InvalidUser},
+		{"tab user", "/v1/users/a%09b/messages", `{"body":"x"}`, nil, 400, herald.InvalidUser},
+		{"invalid utf-8 user", "/v1/users/%FF%FE/messages", `{"body":"x"}`, nil, 400, herald.InvalidUser},
+		{"long user", userPath(repeat("u", 257)), `{"body":"x"}`, nil, 400, herald.InvalidUser},
+		{"no content", userPath("alice"), `{"priority":3,"tags":["a"]}`, nil, 400, herald.InvalidMessage},
+		{"priority high", userPath("alice"), `{"body":"x","priority":11}`, nil, 400, herald.InvalidMessage},
+		{"priority negative", userPath("alice"), `{"body":"x","priority":-1}`, nil, 400, herald.InvalidMessage},
+		{"priority type", userPath("alice"), `{"body":"x","priority":"high"}`, nil, 400, herald.InvalidMessage},
+		{"priority float", userPath("alice"), `{"body":"x","priority":2.5}`, nil, 400, herald.InvalidMessage},
+		{"array message", userPath("alice"), `["x"]`, nil, 400, herald.InvalidMessage},
+		{"data array", userPath("alice"), `{"data":[1,2]}`, nil, 400, herald.InvalidMessage},
+		{"data string", userPath("alice"), `{"data":"x"}`, nil, 400, herald.InvalidMessage},
+		{"empty tag", userPath("alice"), `{"body":"x","tags":[""]}`, nil, 400, herald.InvalidMessage},
+		{"too many tags", userPath("alice"), `{"body":"x","tags":[` + strings.TrimSuffix(repeat(`"t",`, 33), ",") + `]}`, nil, 400, herald.InvalidMessage},
+		{"id with space", userPath("alice"), `{"body":"x","id":"a b"}`, nil, 400, herald.InvalidMessage},
+		{"id too long", userPath("alice"), `{"body":"x","id":"` + repeat("i", 129) + `"}`, nil, 400, herald.InvalidMessage},
+		{"key with space", userPath("alice"), `{"body":"x"}`, []string{"Idempotency-Key", "a b"}, 400, herald.InvalidMessage},
+		{"key differs from id", userPath("alice"), `{"body":"x","id":"one"}`, []string{"Idempotency-Key", "two"}, 400, herald.InvalidMessage},
+		{"user mismatch", userPath("alice"), `{"body":"x","user":"bob"}`, nil, 400, herald.InvalidMessage},
+		{"text invalid utf-8", userPath("alice"), "bad \xff text", []string{"Content-Type", "text/plain"}, 400, herald.InvalidMessage},
+		{"text empty", userPath("alice"), "", []string{"Content-Type", "text/plain"}, 400, herald.InvalidMessage},
+		{"stored too large", userPath("alice"), bigBody(64 << 10), nil, 413, herald.TooLarge},
+		{"body too large", userPath("alice"), bigBody(200 << 10), nil, 413, herald.TooLarge},
+		{"xml", userPath("alice"), `<m/>`, []string{"Content-Type", "application/xml"}, 415, herald.UnsupportedMediaType},
+		{"html", userPath("alice"), `<p>`, []string{"Content-Type", "text/html"}, 415, herald.UnsupportedMediaType},
+		{"latin-1 text", userPath("alice"), "x", []string{"Content-Type", "text/plain; charset=iso-8859-1"}, 415, herald.UnsupportedMediaType},
+		{"bad media type", userPath("alice"), "x", []string{"Content-Type", "/;;"}, 415, herald.UnsupportedMediaType},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -240,9 +240,9 @@ func TestHugeBody(t *testing.T) {
 	for _, path := range []string{userPath("alice"), "/v1/messages"} {
 		// Over HTTP, with and without a Content-Length.
 		res := f.do(http.MethodPost, path, bytes.NewReader(make([]byte, huge)), "Content-Type", "application/json")
-		wantError(t, res, http.StatusRequestEntityTooLarge, apierr.TooLarge)
+		wantError(t, res, http.StatusRequestEntityTooLarge, herald.TooLarge)
 		res = f.do(http.MethodPost, path, io.MultiReader(&countingReader{n: huge}), "Content-Type", "application/json")
-		wantError(t, res, http.StatusRequestEntityTooLarge, apierr.TooLarge)
+		wantError(t, res, http.StatusRequestEntityTooLarge, herald.TooLarge)
 
 		// In process: count what the handler pulls from the body.
 		body := &countingReader{n: huge}

@@ -9,8 +9,8 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/herald-push/herald"
 	"github.com/herald-push/herald/config"
-	"github.com/herald-push/herald/ingest/apierr"
 )
 
 // rateLimiter is a token bucket per producer key (ingest.rate_limit
@@ -75,8 +75,8 @@ func (h *Handler) rateLimit(r *http.Request, n int) error {
 	}
 	res.CancelAt(now)
 	secs := (d + time.Second - 1) / time.Second
-	return &apierr.Error{
-		Code:       apierr.RateLimited,
+	return &herald.Error{
+		Code:       herald.RateLimited,
 		Message:    fmt.Sprintf("this producer key is over its rate limit (ingest.rate_limit): %d messages can be published in %d s", n, secs),
 		RetryAfter: d,
 	}
@@ -85,5 +85,5 @@ func (h *Handler) rateLimit(r *http.Request, n int) error {
 // overBurst is the 413 of a request with more messages than the bucket
 // holds when full.
 func (h *Handler) overBurst() error {
-	return apierr.New(apierr.TooLarge, "more than %d messages in one request can never pass this producer key's rate limit (ingest.rate_burst); split the batch", h.limiter.burst)
+	return herald.NewError(herald.TooLarge, "more than %d messages in one request can never pass this producer key's rate limit (ingest.rate_burst); split the batch", h.limiter.burst)
 }

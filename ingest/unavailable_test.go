@@ -9,8 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/herald-push/herald"
 	"github.com/herald-push/herald/config"
-	"github.com/herald-push/herald/ingest/apierr"
 	"github.com/herald-push/herald/streams"
 	"github.com/herald-push/herald/streams/streamstest"
 )
@@ -31,7 +31,7 @@ func TestNATSDown(t *testing.T) {
 
 	check := func(name string, res response) {
 		t.Helper()
-		wantError(t, res, http.StatusServiceUnavailable, apierr.Unavailable)
+		wantError(t, res, http.StatusServiceUnavailable, herald.Unavailable)
 		if ra := res.header.Get("Retry-After"); ra != "3" {
 			t.Errorf("%s: Retry-After = %q, want 3", name, ra)
 		}
@@ -41,7 +41,7 @@ func TestNATSDown(t *testing.T) {
 	check("batch", f.postJSON("/v1/messages", `{"messages":[{"user":"alice","body":"during"}]}`))
 	check("history", f.do(http.MethodGet, userPath("alice"), nil))
 	// Bad input is still 4xx while NATS is down.
-	wantError(t, f.postJSON(userPath("alice"), `{"priority":1}`), http.StatusBadRequest, apierr.InvalidMessage)
+	wantError(t, f.postJSON(userPath("alice"), `{"priority":1}`), http.StatusBadRequest, herald.InvalidMessage)
 	if got := f.counter("herald_ingest_requests_total", "code", "unavailable"); got != 4 {
 		t.Errorf("requests_total{unavailable} = %v, want 4", got)
 	}
@@ -67,7 +67,7 @@ func TestStreamMissing(t *testing.T) {
 		"publish": f.postJSON(userPath("alice"), map[string]any{"body": "x"}),
 		"history": f.do(http.MethodGet, userPath("alice"), nil),
 	} {
-		wantError(t, res, http.StatusServiceUnavailable, apierr.Unavailable)
+		wantError(t, res, http.StatusServiceUnavailable, herald.Unavailable)
 		if res.header.Get("Retry-After") != "1" {
 			t.Errorf("%s: Retry-After = %q", name, res.header.Get("Retry-After"))
 		}
@@ -76,8 +76,8 @@ func TestStreamMissing(t *testing.T) {
 	var b batchResp
 	decode(t, res.body, &b)
 	if res.status != http.StatusOK || len(b.Results) != 2 ||
-		b.Results[0].Error == nil || b.Results[0].Error.Code != apierr.Unavailable ||
-		b.Results[1].Error == nil || b.Results[1].Error.Code != apierr.InvalidUser {
+		b.Results[0].Error == nil || b.Results[0].Error.Code != herald.Unavailable ||
+		b.Results[1].Error == nil || b.Results[1].Error.Code != herald.InvalidUser {
 		t.Errorf("batch without a stream: %v", res)
 	}
 }
@@ -91,11 +91,11 @@ func TestWrongStream(t *testing.T) {
 	other.Name = "OTHER"
 	s := streamstest.Apply(t, f.nc, other)
 
-	wantError(t, f.postJSON(userPath("alice"), map[string]any{"body": "x"}), http.StatusServiceUnavailable, apierr.Unavailable)
+	wantError(t, f.postJSON(userPath("alice"), map[string]any{"body": "x"}), http.StatusServiceUnavailable, herald.Unavailable)
 	res := f.postJSON("/v1/messages", `{"messages":[{"user":"alice","body":"x"}]}`)
 	var b batchResp
 	decode(t, res.body, &b)
-	if len(b.Results) != 1 || b.Results[0].Error == nil || b.Results[0].Error.Code != apierr.Unavailable {
+	if len(b.Results) != 1 || b.Results[0].Error == nil || b.Results[0].Error.Code != herald.Unavailable {
 		t.Errorf("batch into the wrong stream: %v", res)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -1,141 +1,30 @@
 package streams
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/herald-push/herald"
 )
 
-// Envelope limits and defaults (SPEC §3).
+// Envelope is the message as stored in the stream: the wire type of the
+// root package (SPEC §3), named here too because the stream stores it.
+type Envelope = herald.Envelope
+
+// Envelope limits (SPEC §3), as the root package defines them.
 const (
-	DefaultPriority = 5
-	MaxPriority     = 10
-	MaxIDLen        = 128
-	MaxTags         = 32
-	MaxTagLen       = 128
-	// MaxDataDepth is how deeply data may nest objects and arrays; data
-	// itself is level 1, so {"a":{"b":[1]}} has depth 3. Deeper data is
-	// refused, so that every stored message (and a history page of them)
-	// stays within the depth limits of common JSON parsers.
-	MaxDataDepth = 32
+	DefaultPriority = herald.DefaultPriority
+	MaxPriority     = herald.MaxPriority
+	MaxIDLen        = herald.MaxIDLen
+	MaxTags         = herald.MaxTags
+	MaxTagLen       = herald.MaxTagLen
+	MaxDataDepth    = herald.MaxDataDepth
 )
 
 // ErrInvalidMessage is wrapped by every envelope validation error.
-var ErrInvalidMessage = errors.New("invalid message")
-
-// Envelope is a message as stored in the stream and, with Seq set, as
-// delivered to clients.
-type Envelope struct {
-	ID       string          `json:"id,omitempty"`
-	User     string          `json:"user,omitempty"`
-	Time     time.Time       `json:"time"`
-	Title    string          `json:"title,omitempty"`
-	Body     string          `json:"body,omitempty"`
-	Priority *int            `json:"priority,omitempty"`
-	Tags     []string        `json:"tags,omitempty"`
-	Data     json.RawMessage `json:"data,omitempty"`
-	Seq      uint64          `json:"seq,omitempty"`
-}
-
-// Validate checks the fields a producer controls. It does not check User,
-// which the caller validates with ValidateUser.
-func (e *Envelope) Validate() error {
-	if e.ID != "" {
-		if err := validateID(e.ID); err != nil {
-			return err
-		}
-	}
-	if e.Priority != nil && (*e.Priority < 0 || *e.Priority > MaxPriority) {
-		return fmt.Errorf("%w: priority %d is outside 0–%d", ErrInvalidMessage, *e.Priority, MaxPriority)
-	}
-	if len(e.Tags) > MaxTags {
-		return fmt.Errorf("%w: %d tags, at most %d", ErrInvalidMessage, len(e.Tags), MaxTags)
-	}
-	for _, t := range e.Tags {
-		if t == "" || len(t) > MaxTagLen || !utf8.ValidString(t) {
-			return fmt.Errorf("%w: a tag must be 1–%d bytes of UTF-8", ErrInvalidMessage, MaxTagLen)
-		}
-	}
-	if len(e.Data) > 0 {
-		d := bytes.TrimSpace(e.Data)
-		if bytes.Equal(d, []byte("null")) {
-			e.Data = nil
-		} else if len(d) == 0 || d[0] != '{' {
-			return fmt.Errorf("%w: data must be a JSON object", ErrInvalidMessage)
-		} else if depth(d, MaxDataDepth) > MaxDataDepth {
-			// Checked before json.Valid, which accepts 10 000 levels.
-			return fmt.Errorf("%w: data nests deeper than %d levels", ErrInvalidMessage, MaxDataDepth)
-		} else if !json.Valid(d) {
-			return fmt.Errorf("%w: data must be a JSON object", ErrInvalidMessage)
-		}
-	}
-	if e.Title == "" && e.Body == "" && len(e.Data) == 0 {
-		return fmt.Errorf("%w: a message needs a title, a body or data", ErrInvalidMessage)
-	}
-	return nil
-}
-
-// depth returns how deeply the JSON text b nests objects and arrays,
-// counting '{' and '[' outside strings; it stops counting once the depth
-// exceeds limit. It does not validate b, so it is only exact for valid
-// JSON, and it reads each byte once without allocating.
-func depth(b []byte, limit int) int {
-	level, deepest := 0, 0
-	inString := false
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if inString {
-			switch c {
-			case '\\':
-				i++ // the escaped byte cannot end the string
-			case '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-		case '{', '[':
-			level++
-			if level > deepest {
-				deepest = level
-				if deepest > limit {
-					return deepest
-				}
-			}
-		case '}', ']':
-			level--
-		}
-	}
-	return deepest
-}
-
-// validateID checks an idempotency key: 1–128 printable ASCII characters, so
-// that it can travel as the Nats-Msg-Id header.
-func validateID(id string) error {
-	if len(id) > MaxIDLen {
-		return fmt.Errorf("%w: id is longer than %d characters", ErrInvalidMessage, MaxIDLen)
-	}
-	for i := 0; i < len(id); i++ {
-		if id[i] <= ' ' || id[i] >= 0x7f {
-			return fmt.Errorf("%w: id must be printable ASCII without spaces", ErrInvalidMessage)
-		}
-	}
-	return nil
-}
+var ErrInvalidMessage = herald.ErrInvalidMessage
 
 // ValidateID checks an idempotency key (an Idempotency-Key header or id field).
-func ValidateID(id string) error {
-	if id == "" {
-		return fmt.Errorf("%w: id is empty", ErrInvalidMessage)
-	}
-	return validateID(id)
-}
+func ValidateID(id string) error { return herald.ValidateID(id) }
 
 // MsgID returns the Nats-Msg-Id of a message with idempotency key id for
 // user: the user's subject token, ":" and id. JetStream's duplicate window
@@ -147,39 +36,9 @@ func MsgID(user, id string) string {
 	return Token(user) + ":" + id
 }
 
-// PriorityOrDefault returns the message priority, DefaultPriority when unset.
-func (e *Envelope) PriorityOrDefault() int {
-	if e.Priority == nil {
-		return DefaultPriority
-	}
-	return *e.Priority
-}
-
-// Encode returns the stored JSON form of the envelope (without seq).
-func (e Envelope) Encode() ([]byte, error) {
-	e.Seq = 0
-	p := e.PriorityOrDefault()
-	e.Priority = &p
-	b, err := json.Marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("streams: encode envelope: %w", err)
-	}
-	return b, nil
-}
-
-// Decode turns a stored payload into the envelope delivered to clients. A
-// payload that is not a valid envelope (for example one published straight
-// to NATS) is never dropped: it becomes {"seq","time","body":<payload as
-// text>}, with invalid UTF-8 replaced. The stored time is used when the
-// payload has none.
+// Decode turns a stored payload into the envelope delivered to clients
+// (herald.DecodeEnvelope): a payload that is not a valid envelope is never
+// dropped, it becomes a message whose body is the payload as text.
 func Decode(payload []byte, seq uint64, stored time.Time) Envelope {
-	var e Envelope
-	if len(payload) > 0 && payload[0] == '{' && json.Unmarshal(payload, &e) == nil && e.Validate() == nil {
-		e.Seq = seq
-		if e.Time.IsZero() {
-			e.Time = stored.UTC()
-		}
-		return e
-	}
-	return Envelope{Seq: seq, Time: stored.UTC(), Body: strings.ToValidUTF8(string(payload), "\uFFFD")}
+	return herald.DecodeEnvelope(payload, seq, stored)
 }

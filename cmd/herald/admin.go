@@ -14,8 +14,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/herald-push/herald"
 	"github.com/herald-push/herald/config"
-	"github.com/herald-push/herald/ingest/apierr"
 )
 
 // httpScheme is the scheme of the HTTP listener: https when
@@ -76,7 +76,7 @@ func (n *node) listenAdmin() (*adminServer, error) {
 	// The command line is not served: --set and the --nats-* flags can
 	// carry secrets.
 	mux.HandleFunc("/debug/pprof/cmdline", func(w http.ResponseWriter, r *http.Request) {
-		apierr.Write(w, nil, apierr.New(apierr.NotFound, "the command line is not served: it can hold secrets (--set, --nats-password, --nats-token)"))
+		herald.WriteError(w, nil, herald.NewError(herald.NotFound, "the command line is not served: it can hold secrets (--set, --nats-password, --nats-token)"))
 	})
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)

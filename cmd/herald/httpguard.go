@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/herald-push/herald"
 	"github.com/herald-push/herald/config"
-	"github.com/herald-push/herald/ingest/apierr"
 )
 
 // headerBackstop is the factor between http.max_header_bytes and the
@@ -56,8 +56,8 @@ func guardHTTP(next http.Handler, c config.HTTP, log *slog.Logger) http.Handler 
 			if r.ContentLength != 0 {
 				_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 			}
-			apierr.Write(w, log, &apierr.Error{
-				Code:    apierr.TooLarge,
+			herald.WriteError(w, log, &herald.Error{
+				Code:    herald.TooLarge,
 				Status:  http.StatusRequestHeaderFieldsTooLarge,
 				Message: fmt.Sprintf("request line and headers exceed %d bytes (http.max_header_bytes)", c.MaxHeaderBytes),
 			})

@@ -17,8 +17,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/herald-push/herald"
 	"github.com/herald-push/herald/config"
-	"github.com/herald-push/herald/ingest/apierr"
 	"github.com/herald-push/herald/streams"
 )
 
@@ -143,7 +143,7 @@ func (a *app) publishHTTP(ctx context.Context, cfg *config.Config, f *publishFla
 		return fmt.Errorf("cmd: publish: read answer: %w", err)
 	}
 	if resp.StatusCode/100 != 2 {
-		var eb apierr.Body
+		var eb herald.ErrorBody
 		if json.Unmarshal(out, &eb) == nil && eb.Error.Code != "" {
 			return fmt.Errorf("cmd: publish: %s: %s: %s", resp.Status, eb.Error.Code, eb.Error.Message)
 		}

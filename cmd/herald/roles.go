@@ -17,11 +17,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/herald-push/herald"
 	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/edge"
 	"github.com/herald-push/herald/edge/token"
 	"github.com/herald-push/herald/ingest"
-	"github.com/herald-push/herald/ingest/apierr"
 	"github.com/herald-push/herald/streams"
 )
 
@@ -129,7 +129,7 @@ func newNode(cfg config.Config, nc *nats.Conn, roles roleSet, log *slog.Logger, 
 		return nil, err
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		apierr.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		herald.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", n.readyz)
 	n.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
@@ -190,7 +190,7 @@ func (n *node) readyz(w http.ResponseWriter, r *http.Request) {
 		code = http.StatusServiceUnavailable
 	}
 	n.noteReady(st.Error)
-	apierr.WriteJSON(w, code, st)
+	herald.WriteJSON(w, code, st)
 }
 
 func (n *node) checkReady(ctx context.Context) error {
@@ -296,7 +296,7 @@ func (n *node) shutdown(hs *http.Server) {
 func jsonNotFound(mux *http.ServeMux, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !canonicalPath(r) {
-			apierr.Write(w, log, apierr.New(apierr.NotFound, "no such endpoint: %s %s (paths with . or .. segments or // are not served)", r.Method, r.URL.EscapedPath()))
+			herald.WriteError(w, log, herald.NewError(herald.NotFound, "no such endpoint: %s %s (paths with . or .. segments or // are not served)", r.Method, r.URL.EscapedPath()))
 			return
 		}
 		h, pattern := mux.Handler(r)
@@ -320,19 +320,19 @@ type errorRewriter struct {
 func (e *errorRewriter) Header() http.Header { return e.w.Header() }
 
 func (e *errorRewriter) WriteHeader(code int) {
-	var err *apierr.Error
+	var err *herald.Error
 	switch code {
 	case http.StatusNotFound:
-		err = apierr.New(apierr.NotFound, "no such endpoint: %s %s", e.r.Method, e.r.URL.Path)
+		err = herald.NewError(herald.NotFound, "no such endpoint: %s %s", e.r.Method, e.r.URL.Path)
 	case http.StatusMethodNotAllowed:
-		err = apierr.New(apierr.MethodNotAllow, "method %s is not allowed on %s", e.r.Method, e.r.URL.Path)
+		err = herald.NewError(herald.MethodNotAllowed, "method %s is not allowed on %s", e.r.Method, e.r.URL.Path)
 	default:
 		e.w.WriteHeader(code)
 		return
 	}
 	e.rewrote = true
 	e.w.Header().Del("Content-Length")
-	apierr.Write(e.w, e.log, err)
+	herald.WriteError(e.w, e.log, err)
 }
 
 func (e *errorRewriter) Write(b []byte) (int, error) {
