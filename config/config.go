@@ -82,9 +82,14 @@ type Ingest struct {
 	RateBurst int `yaml:"rate_burst"`
 }
 
+// MinJWTSecretBytes is the shortest auth.jwt_secret accepted: HS256 needs a
+// key of at least the hash size, 256 bits (RFC 7518 §3.2).
+const MinJWTSecretBytes = 32
+
 // Auth configures client tokens (SPEC §5).
 type Auth struct {
-	// JWTSecret verifies HS256 tokens and signs `herald token`.
+	// JWTSecret verifies HS256 tokens and signs `herald token`; at least
+	// MinJWTSecretBytes bytes.
 	JWTSecret string `yaml:"jwt_secret"`
 	// PublicKeys are PEM files of EdDSA, ES256 or RS256 public keys.
 	PublicKeys []string `yaml:"public_keys"`
@@ -206,6 +211,7 @@ func (c *Config) Validate() error {
 	c.NATS.validate(bad)
 	c.Stream.validate(bad)
 	c.Ingest.validate(bad)
+	c.Auth.validate(bad)
 	c.Edge.validate(bad)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -327,6 +333,12 @@ func (i *Ingest) validate(bad badFunc) {
 	}
 	if i.RateLimit > 0 && i.RateBurst < 1 {
 		bad("ingest.rate_burst", i.RateBurst, "must be positive when ingest.rate_limit is set")
+	}
+}
+
+func (a *Auth) validate(bad badFunc) {
+	if a.JWTSecret != "" && len(a.JWTSecret) < MinJWTSecretBytes {
+		bad("auth.jwt_secret", "***", fmt.Sprintf("must be at least %d bytes (HS256 needs a 256-bit key, RFC 7518 §3.2); generate one with `openssl rand -hex 32`", MinJWTSecretBytes))
 	}
 }
 

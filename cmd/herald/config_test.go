@@ -146,7 +146,7 @@ func TestSubject(t *testing.T) {
 }
 
 func TestToken(t *testing.T) {
-	const secret = "token-test-secret-0123456789"
+	const secret = "token-test-secret-0123456789abcdef"
 	out, _, err := runCmd(t, []string{"HERALD_JWT_SECRET=" + secret}, "token", "--user", "alice", "--device", "laptop", "--ttl", "1h")
 	if err != nil {
 		t.Fatal(err)
@@ -176,6 +176,7 @@ func TestToken(t *testing.T) {
 		{"no user", []string{"HERALD_JWT_SECRET=" + secret}, nil, `"user" not set`},
 		{"bad device", []string{"HERALD_JWT_SECRET=" + secret}, []string{"--user", "alice", "--device", "a b"}, "invalid device"},
 		{"bad ttl", []string{"HERALD_JWT_SECRET=" + secret}, []string{"--user", "alice", "--ttl", "0s"}, "--ttl"},
+		{"weak secret", []string{"HERALD_JWT_SECRET=a"}, []string{"--user", "alice"}, "auth.jwt_secret"},
 	}
 	for _, tc := range errCases {
 		t.Run(tc.name, func(t *testing.T) {

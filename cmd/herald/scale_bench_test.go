@@ -77,7 +77,7 @@ func BenchmarkScale(b *testing.B) {
 func benchScale(b *testing.B, engine string, devices int) {
 	nats := startChild(b, "nats", nil)
 	natsURL := nats.expect(b, "URL ")
-	const secret = "scale-bench-secret-0123456789"
+	const secret = "scale-bench-secret-0123456789abcdef"
 	cfg := config.Default()
 	cfg.NATS.URL = natsURL
 	log := newLogger(config.Log{Level: "warn"}, os.Stderr)

@@ -1,7 +1,8 @@
 // Package token verifies and mints Herald client tokens (SPEC §5): JWTs
 // signed with HS256 (a shared secret) or EdDSA, ES256 or RS256 (public keys
 // from config). Claims: sub = user id (required), exp (required), aud must be
-// "herald" when present, optional dev = device id.
+// "herald" when present, optional dev = device id. An HS256 secret must be
+// at least config.MinJWTSecretBytes long.
 //
 // A token is rejected once its exp has passed: there is no leeway on exp, so
 // a Verified always expires in the future, and the edge can close the
@@ -44,6 +45,8 @@ var (
 	ErrInvalid = errors.New("token: invalid")
 	ErrDevice  = errors.New("token: device does not match the token's dev claim")
 	ErrNoKeys  = errors.New("token: no JWT secret or public key configured")
+	// ErrWeakSecret is a JWT secret shorter than config.MinJWTSecretBytes.
+	ErrWeakSecret = fmt.Errorf("token: auth.jwt_secret is shorter than %d bytes (HS256 needs a 256-bit key, RFC 7518 §3.2)", config.MinJWTSecretBytes)
 )
 
 // Claims are the claims Herald reads.
@@ -72,6 +75,9 @@ type Verifier struct {
 func New(c config.Auth) (*Verifier, error) {
 	v := &Verifier{now: time.Now}
 	if c.JWTSecret != "" {
+		if len(c.JWTSecret) < config.MinJWTSecretBytes {
+			return nil, ErrWeakSecret
+		}
 		v.secret = []byte(c.JWTSecret)
 	}
 	for _, path := range c.PublicKeys {
@@ -93,6 +99,9 @@ func New(c config.Auth) (*Verifier, error) {
 func NewWithPEM(secret string, pems ...[]byte) (*Verifier, error) {
 	v := &Verifier{now: time.Now}
 	if secret != "" {
+		if len(secret) < config.MinJWTSecretBytes {
+			return nil, ErrWeakSecret
+		}
 		v.secret = []byte(secret)
 	}
 	for _, p := range pems {
@@ -287,6 +296,9 @@ func FromRequest(r *http.Request) string {
 func Mint(secret, user, device string, ttl time.Duration) (string, error) {
 	if secret == "" {
 		return "", ErrNoKeys
+	}
+	if len(secret) < config.MinJWTSecretBytes {
+		return "", ErrWeakSecret
 	}
 	if err := streams.ValidateUser(user); err != nil {
 		return "", fmt.Errorf("token: mint: %w", err)

@@ -36,7 +36,7 @@ import (
 // exp and nbf rows are exact.
 var testNow = time.Unix(1_900_000_000, 0)
 
-const testSecret = "test-secret-0123456789abcdef"
+const testSecret = "test-secret-0123456789abcdef-0123456789"
 
 // keySet holds the test signing keys. Keys are generated, never committed.
 type keySet struct {
@@ -701,7 +701,7 @@ func TestMint(t *testing.T) {
 	}
 
 	// Another secret does not verify it.
-	other, err := NewWithPEM("another secret")
+	other, err := NewWithPEM("another secret, also 32 bytes or more")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -718,6 +718,7 @@ func TestMintErrors(t *testing.T) {
 		want                 error
 	}{
 		{"no secret", "", "alice", "", time.Hour, ErrNoKeys},
+		{"secret of 31 bytes", strings.Repeat("s", 31), "alice", "", time.Hour, ErrWeakSecret},
 		{"no user", testSecret, "", "", time.Hour, streams.ErrInvalidUser},
 		{"user with a control char", testSecret, "a\x00", "", time.Hour, streams.ErrInvalidUser},
 		{"bad device", testSecret, "alice", "my phone", time.Hour, streams.ErrInvalidDevice},
@@ -732,6 +733,27 @@ func TestMintErrors(t *testing.T) {
 				t.Errorf("Mint returned a token with an error: %q", raw)
 			}
 		})
+	}
+}
+
+// TestWeakSecret: an HS256 secret shorter than 256 bits is refused by
+// every constructor (RFC 7518 §3.2); 32 bytes is enough.
+func TestWeakSecret(t *testing.T) {
+	t.Parallel()
+	for _, secret := range []string{"a", strings.Repeat("s", config.MinJWTSecretBytes-1)} {
+		if _, err := New(config.Auth{JWTSecret: secret}); !errors.Is(err, ErrWeakSecret) {
+			t.Errorf("New(%d-byte secret) = %v, want ErrWeakSecret", len(secret), err)
+		}
+		if _, err := NewWithPEM(secret); !errors.Is(err, ErrWeakSecret) {
+			t.Errorf("NewWithPEM(%d-byte secret) = %v, want ErrWeakSecret", len(secret), err)
+		}
+	}
+	if !strings.Contains(ErrWeakSecret.Error(), "auth.jwt_secret") {
+		t.Errorf("ErrWeakSecret = %q, want it to name auth.jwt_secret", ErrWeakSecret)
+	}
+	ok := strings.Repeat("s", config.MinJWTSecretBytes)
+	if _, err := New(config.Auth{JWTSecret: ok}); err != nil {
+		t.Errorf("New(32-byte secret) = %v", err)
 	}
 }
 
@@ -784,7 +806,7 @@ func TestVerifyConcurrent(t *testing.T) {
 // fuzzSecret and the fixed seeds below give every fuzz worker process the
 // same HS256, EdDSA and ES256 keys, so seeded valid tokens stay valid in the
 // workers. The RSA key is generated per process.
-const fuzzSecret = "fuzz-secret"
+const fuzzSecret = "fuzz-secret-0123456789abcdef-0123456789"
 
 func fuzzKeys(tb testing.TB) (ed25519.PrivateKey, *ecdsa.PrivateKey) {
 	ed := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{0x42}, ed25519.SeedSize))
