@@ -93,6 +93,10 @@ type Auth struct {
 	JWTSecret string `yaml:"jwt_secret"`
 	// PublicKeys are PEM files of EdDSA, ES256 or RS256 public keys.
 	PublicKeys []string `yaml:"public_keys"`
+	// MaxTokenTTL is the longest lifetime a client token may have: exp
+	// minus iat (or minus now when it has no iat). Longer tokens are
+	// refused. 0: no maximum.
+	MaxTokenTTL time.Duration `yaml:"max_token_ttl"`
 }
 
 // Edge configures device delivery (SPEC §6).
@@ -181,6 +185,7 @@ func Default() Config {
 			ShutdownTimeout: 10 * time.Second,
 			IPConnectBurst:  20,
 		},
+		Auth: Auth{MaxTokenTTL: 30 * 24 * time.Hour},
 		Log:  Log{Level: "info", Format: "text"},
 		HTTP: HTTP{ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10, MaxBodyBytes: 8 << 20},
 	}
@@ -339,6 +344,9 @@ func (i *Ingest) validate(bad badFunc) {
 func (a *Auth) validate(bad badFunc) {
 	if a.JWTSecret != "" && len(a.JWTSecret) < MinJWTSecretBytes {
 		bad("auth.jwt_secret", "***", fmt.Sprintf("must be at least %d bytes (HS256 needs a 256-bit key, RFC 7518 §3.2); generate one with `openssl rand -hex 32`", MinJWTSecretBytes))
+	}
+	if a.MaxTokenTTL < 0 {
+		bad("auth.max_token_ttl", a.MaxTokenTTL, "must not be negative (0: no maximum)")
 	}
 }
 

@@ -18,6 +18,7 @@ func TestLimitsValidation(t *testing.T) {
 		{path: "edge.max_conns", value: "-1"},
 		{path: "auth.jwt_secret", value: "a"},
 		{path: "auth.jwt_secret", value: "0123456789abcdef0123456789abcde"}, // 31 bytes
+		{path: "auth.max_token_ttl", value: "-1s"},
 		{path: "edge.ip_connect_rate", value: "-5"},
 		{path: "edge.ip_connect_burst", value: "0", extra: map[string]string{"edge.ip_connect_rate": "1"}},
 		{path: "edge.allowed_origins", value: "app.example.com"},
