@@ -112,7 +112,11 @@ type Edge struct {
 	MaxFrameBytes    int           `yaml:"max_frame_bytes"`
 	SendQueue        int           `yaml:"send_queue"`
 	MaxConnsPerUser  int           `yaml:"max_conns_per_user"` // 0: unlimited
-	ShutdownTimeout  time.Duration `yaml:"shutdown_timeout"`
+	// MaxDevicesPerUser bounds the devices (positions kept for the device
+	// TTL) of one user; a new device beyond it is refused before the
+	// upgrade with 429 too_many_devices. 0: unlimited.
+	MaxDevicesPerUser int           `yaml:"max_devices_per_user"`
+	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
 	// MaxConns bounds the connections of one edge; beyond it an upgrade is
 	// refused with 503 unavailable. 0: unlimited.
 	MaxConns int `yaml:"max_conns"`
@@ -184,6 +188,8 @@ func Default() Config {
 			SendQueue:       512,
 			ShutdownTimeout: 10 * time.Second,
 			IPConnectBurst:  20,
+			// Limits a normal deployment does not reach; 0 turns each off.
+			MaxDevicesPerUser: 32,
 		},
 		Auth: Auth{MaxTokenTTL: 30 * 24 * time.Hour},
 		Log:  Log{Level: "info", Format: "text"},
@@ -382,6 +388,9 @@ func (e *Edge) validate(bad badFunc) {
 	}
 	if e.MaxConnsPerUser < 0 {
 		bad("edge.max_conns_per_user", e.MaxConnsPerUser, "must not be negative (0: unlimited)")
+	}
+	if e.MaxDevicesPerUser < 0 {
+		bad("edge.max_devices_per_user", e.MaxDevicesPerUser, "must not be negative (0: unlimited)")
 	}
 	if e.SendQueue < 1 {
 		bad("edge.send_queue", e.SendQueue, "must be positive")

@@ -16,6 +16,7 @@ func TestLimitsValidation(t *testing.T) {
 		{path: "ingest.rate_limit", value: "-1"},
 		{path: "ingest.rate_burst", value: "0", extra: map[string]string{"ingest.rate_limit": "10"}},
 		{path: "edge.max_conns", value: "-1"},
+		{path: "edge.max_devices_per_user", value: "-1"},
 		{path: "auth.jwt_secret", value: "a"},
 		{path: "auth.jwt_secret", value: "0123456789abcdef0123456789abcde"}, // 31 bytes
 		{path: "auth.max_token_ttl", value: "-1s"},

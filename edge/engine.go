@@ -62,7 +62,8 @@ type Feed interface {
 }
 
 // Engine opens feeds. Open must return ErrUnavailable (wrapped) when
-// JetStream cannot be reached, so the caller can answer 503.
+// JetStream cannot be reached, so the caller can answer 503, and
+// ErrTooManyDevices (wrapped) when it refuses a new device.
 type Engine interface {
 	Open(ctx context.Context, d Device, p Position) (Feed, error)
 }
@@ -71,6 +72,12 @@ type Engine interface {
 var (
 	ErrUnavailable = errors.New("edge: jetstream unavailable")
 	ErrFeedClosed  = errors.New("edge: feed closed")
+	// ErrTooManyDevices refuses a new device of a user who has
+	// edge.max_devices_per_user devices already.
+	ErrTooManyDevices = errors.New("edge: the user has too many devices")
+	// ErrNoConsumerRoom refuses a new device of the consumer engine when
+	// the stream has stream.max_consumers consumers.
+	ErrNoConsumerRoom = errors.New("edge: the stream is at its consumer limit")
 )
 
 // locate computes the Start of a feed whose first position is first, for a

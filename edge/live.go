@@ -240,7 +240,9 @@ func (e *LiveEngine) Open(ctx context.Context, d Device, p Position) (Feed, erro
 	}
 	f, err := e.open(ctx, s, kv, d, p)
 	if err != nil {
-		e.forget()
+		if errors.Is(err, ErrUnavailable) {
+			e.forget()
+		}
 		return nil, err
 	}
 	return f, nil
@@ -258,6 +260,10 @@ func (e *LiveEngine) open(ctx context.Context, s jetstream.Stream, kv jetstream.
 	entry, err := kv.Get(ctx, key)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
+		// A new device: it takes one of the user's device slots.
+		if err := checkDeviceCap(ctx, e.js, d.User, e.edge.MaxDevicesPerUser); err != nil {
+			return nil, err
+		}
 	case err != nil:
 		return nil, unavailable("position of "+key, err)
 	default:

@@ -32,6 +32,7 @@ const (
 	Unsupported    Code = "unsupported_media_type"
 	RateLimited    Code = "rate_limited"
 	TooMany        Code = "too_many_connections"
+	TooManyDevices Code = "too_many_devices"
 	Unavailable    Code = "unavailable"
 	Internal       Code = "internal"
 )
@@ -53,7 +54,7 @@ func (c Code) Status() int {
 		return http.StatusMethodNotAllowed
 	case Unsupported:
 		return http.StatusUnsupportedMediaType
-	case RateLimited, TooMany:
+	case RateLimited, TooMany, TooManyDevices:
 		return http.StatusTooManyRequests
 	case Unavailable:
 		return http.StatusServiceUnavailable
