@@ -7,12 +7,20 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/herald-push/herald/streams"
 )
 
 // Device names one device of one user.
 type Device struct {
 	User   string
 	Device string
+}
+
+// logName names d in errors, which may be logged: the user as
+// streams.LogUser, never the id or its subject token.
+func (d Device) logName() string {
+	return "device " + d.Device + " of " + streams.LogUser(d.User)
 }
 
 // Position is where a client asks delivery to start.
@@ -90,7 +98,7 @@ func locate(ctx context.Context, s storeReader, subject string, first uint64, p 
 	switch last, err := s.last(ctx, subject); {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 	case err != nil:
-		return Start{First: first}, fmt.Errorf("edge: last message of %s: %w", subject, err)
+		return Start{First: first}, fmt.Errorf("edge: last message of the user: %w", err)
 	default:
 		userLast = last.Sequence
 	}
@@ -113,7 +121,7 @@ func locateFrom(ctx context.Context, s storeReader, subject string, first uint64
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):
 		case err != nil:
-			return st, fmt.Errorf("edge: next message of %s from %d: %w", subject, first, err)
+			return st, fmt.Errorf("edge: next message of the user from %d: %w", first, err)
 		default:
 			st.From = next.Sequence
 		}
@@ -133,7 +141,7 @@ func locateFrom(ctx context.Context, s storeReader, subject string, first uint64
 	}
 	firstOfUser, err := s.next(ctx, 0, subject)
 	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return st, fmt.Errorf("edge: first message of %s: %w", subject, err)
+		return st, fmt.Errorf("edge: first message of the user: %w", err)
 	}
 	if firstOfUser != nil && firstOfUser.Sequence <= want {
 		return st, nil

@@ -265,7 +265,7 @@ func (e *LiveEngine) open(ctx context.Context, s jetstream.Stream, kv jetstream.
 			return nil, err
 		}
 	case err != nil:
-		return nil, unavailable("position of "+key, err)
+		return nil, unavailable("position of "+d.logName(), err)
 	default:
 		pos, err = strconv.ParseUint(string(entry.Value()), 10, 64)
 		if err != nil {
@@ -281,7 +281,7 @@ func (e *LiveEngine) open(ctx context.Context, s jetstream.Stream, kv jetstream.
 	// after that read arrives live, one stored before is in the backlog,
 	// and the overlap is dropped by seq.
 	if err := e.attach(f); err != nil {
-		return nil, unavailable("subscribe "+e.subj.Live(d.User), err)
+		return nil, unavailable("subscribe to the live subject of "+streams.LogUser(d.User), err)
 	}
 	defer func() {
 		if err != nil {
@@ -292,7 +292,7 @@ func (e *LiveEngine) open(ctx context.Context, s jetstream.Stream, kv jetstream.
 	switch last, err := f.store.last(ctx, subject); {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 	case err != nil:
-		return nil, unavailable("last message of "+subject, err)
+		return nil, unavailable("last message of "+streams.LogUser(d.User), err)
 	default:
 		userLast = last.Sequence
 	}
@@ -332,7 +332,7 @@ func (e *LiveEngine) open(ctx context.Context, s jetstream.Stream, kv jetstream.
 		// Make the device known now, so that a reconnect resumes here
 		// rather than starting over as a new device.
 		if err := e.writePosition(ctx, kv, key, first-1); err != nil {
-			return nil, unavailable("position of "+key, err)
+			return nil, unavailable("position of "+d.logName(), err)
 		}
 		pos = first - 1
 	}
@@ -359,7 +359,7 @@ func touchAfter(ttl time.Duration) time.Duration {
 
 func (e *LiveEngine) writePosition(ctx context.Context, kv jetstream.KeyValue, key string, seq uint64) error {
 	if _, err := kv.Put(ctx, key, strconv.AppendUint(nil, seq, 10)); err != nil {
-		return fmt.Errorf("edge: write position %s=%d: %w", key, seq, err)
+		return fmt.Errorf("edge: write position %d: %w", seq, err)
 	}
 	return nil
 }
