@@ -187,9 +187,12 @@ func Default() Config {
 			MaxFrameBytes:   4 << 10,
 			SendQueue:       512,
 			ShutdownTimeout: 10 * time.Second,
-			IPConnectBurst:  20,
 			// Limits a normal deployment does not reach; 0 turns each off.
+			MaxConnsPerUser:   64,
 			MaxDevicesPerUser: 32,
+			MaxConns:          100000,
+			IPConnectRate:     20,
+			IPConnectBurst:    50,
 		},
 		Auth: Auth{MaxTokenTTL: 30 * 24 * time.Hour},
 		Log:  Log{Level: "info", Format: "text"},

@@ -292,6 +292,11 @@ func TestBenchChild(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg.Edge.ShutdownTimeout = 5 * time.Minute
+		for _, p := range benchLimitPaths {
+			if err := cfg.Set(p, "0"); err != nil {
+				t.Fatal(err)
+			}
+		}
 		log := newLogger(config.Log{Level: "warn"}, os.Stderr)
 		conn, err := connectNATS(&cfg, "herald-scale-edge", log, nil)
 		if err != nil {
