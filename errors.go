@@ -29,6 +29,7 @@ const (
 	UnsupportedMediaType Code = "unsupported_media_type"
 	RateLimited          Code = "rate_limited"
 	TooManyConnections   Code = "too_many_connections"
+	TooManyDevices       Code = "too_many_devices"
 	Unavailable          Code = "unavailable"
 	Internal             Code = "internal"
 
@@ -57,7 +58,7 @@ func (c Code) Status() int {
 		return http.StatusMethodNotAllowed
 	case UnsupportedMediaType:
 		return http.StatusUnsupportedMediaType
-	case RateLimited, TooManyConnections:
+	case RateLimited, TooManyConnections, TooManyDevices:
 		return http.StatusTooManyRequests
 	case Unavailable:
 		return http.StatusServiceUnavailable

@@ -93,12 +93,21 @@ type Ingest struct {
 	MaxConcurrentBatches int `yaml:"max_concurrent_batches"`
 }
 
+// MinJWTSecretBytes is the shortest auth.jwt_secret accepted: HS256 needs a
+// key of at least the hash size, 256 bits (RFC 7518 §3.2).
+const MinJWTSecretBytes = 32
+
 // Auth configures client tokens (SPEC §5).
 type Auth struct {
-	// JWTSecret verifies HS256 tokens and signs `herald token`.
+	// JWTSecret verifies HS256 tokens and signs `herald token`; at least
+	// MinJWTSecretBytes bytes.
 	JWTSecret string `yaml:"jwt_secret"`
 	// PublicKeys are PEM files of EdDSA, ES256 or RS256 public keys.
 	PublicKeys []string `yaml:"public_keys"`
+	// MaxTokenTTL is the longest lifetime a client token may have: exp
+	// minus iat (or minus now when it has no iat). Longer tokens are
+	// refused. 0: no maximum.
+	MaxTokenTTL time.Duration `yaml:"max_token_ttl"`
 }
 
 // Edge configures device delivery (SPEC §6).
@@ -114,7 +123,11 @@ type Edge struct {
 	MaxFrameBytes    int           `yaml:"max_frame_bytes"`
 	SendQueue        int           `yaml:"send_queue"`
 	MaxConnsPerUser  int           `yaml:"max_conns_per_user"` // 0: unlimited
-	ShutdownTimeout  time.Duration `yaml:"shutdown_timeout"`
+	// MaxDevicesPerUser bounds the devices (positions kept for the device
+	// TTL) of one user; a new device beyond it is refused before the
+	// upgrade with 429 too_many_devices. 0: unlimited.
+	MaxDevicesPerUser int           `yaml:"max_devices_per_user"`
+	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
 	// MaxConns bounds the connections of one edge; beyond it an upgrade is
 	// refused with 503 unavailable. 0: unlimited.
 	MaxConns int `yaml:"max_conns"`
@@ -200,9 +213,15 @@ func Default() Config {
 			MaxFrameBytes:   4 << 10,
 			SendQueue:       512,
 			ShutdownTimeout: 10 * time.Second,
-			IPConnectBurst:  20,
 			Console:         true,
+			// Limits a normal deployment does not reach; 0 turns each off.
+			MaxConnsPerUser:   64,
+			MaxDevicesPerUser: 32,
+			MaxConns:          100000,
+			IPConnectRate:     20,
+			IPConnectBurst:    50,
 		},
+		Auth: Auth{MaxTokenTTL: 30 * 24 * time.Hour},
 		Log:  Log{Level: "info", Format: "text"},
 		HTTP: HTTP{ReadHeaderTimeout: 10 * time.Second, BodyTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10, MaxBodyBytes: 8 << 20},
 	}
@@ -233,6 +252,7 @@ func (c *Config) Validate() error {
 	c.NATS.validate(bad)
 	c.Stream.validate(bad)
 	c.Ingest.validate(bad)
+	c.Auth.validate(bad)
 	c.Edge.validate(bad)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -382,6 +402,15 @@ func (i *Ingest) validate(bad badFunc) {
 	}
 }
 
+func (a *Auth) validate(bad badFunc) {
+	if a.JWTSecret != "" && len(a.JWTSecret) < MinJWTSecretBytes {
+		bad("auth.jwt_secret", "***", fmt.Sprintf("must be at least %d bytes (HS256 needs a 256-bit key, RFC 7518 §3.2); generate one with `openssl rand -hex 32`", MinJWTSecretBytes))
+	}
+	if a.MaxTokenTTL < 0 {
+		bad("auth.max_token_ttl", a.MaxTokenTTL, "must not be negative (0: no maximum)")
+	}
+}
+
 func (e *Edge) validate(bad badFunc) {
 	switch e.Delivery {
 	case DeliveryConsumer, DeliveryLive:
@@ -414,6 +443,9 @@ func (e *Edge) validate(bad badFunc) {
 	}
 	if e.MaxConnsPerUser < 0 {
 		bad("edge.max_conns_per_user", e.MaxConnsPerUser, "must not be negative (0: unlimited)")
+	}
+	if e.MaxDevicesPerUser < 0 {
+		bad("edge.max_devices_per_user", e.MaxDevicesPerUser, "must not be negative (0: unlimited)")
 	}
 	if e.SendQueue < 1 {
 		bad("edge.send_queue", e.SendQueue, "must be positive")

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 // TestLimitsValidation: each bad limit, TLS or admin setting is an error
@@ -18,6 +19,10 @@ func TestLimitsValidation(t *testing.T) {
 		{path: "ingest.rate_burst", value: "0", extra: map[string]string{"ingest.rate_limit": "10"}},
 		{path: "ingest.max_concurrent_batches", value: "-1"},
 		{path: "edge.max_conns", value: "-1"},
+		{path: "edge.max_devices_per_user", value: "-1"},
+		{path: "auth.jwt_secret", value: "a"},
+		{path: "auth.jwt_secret", value: "0123456789abcdef0123456789abcde"}, // 31 bytes
+		{path: "auth.max_token_ttl", value: "-1s"},
 		{path: "edge.ip_connect_rate", value: "-5"},
 		{path: "edge.ip_connect_burst", value: "0", extra: map[string]string{"edge.ip_connect_rate": "1"}},
 		{path: "edge.allowed_origins", value: "app.example.com"},
@@ -59,5 +64,41 @@ func TestLimitsValidation(t *testing.T) {
 	}
 	if c.Edge.MaxConns != 5 || c.HTTP.AdminListen != ":9091" || c.Ingest.RateLimit != 7 {
 		t.Errorf("environment not applied: %+v %+v %+v", c.Edge, c.HTTP, c.Ingest)
+	}
+}
+
+// TestLimitDefaults: every limit is on by default, at a value a normal
+// deployment does not reach, and 0 turns each off explicitly.
+func TestLimitDefaults(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	for _, d := range []struct {
+		path      string
+		got, want int64
+	}{
+		{"edge.max_conns_per_user", int64(c.Edge.MaxConnsPerUser), 64},
+		{"edge.max_devices_per_user", int64(c.Edge.MaxDevicesPerUser), 32},
+		{"edge.max_conns", int64(c.Edge.MaxConns), 100000},
+		{"edge.ip_connect_rate", int64(c.Edge.IPConnectRate), 20},
+		{"edge.ip_connect_burst", int64(c.Edge.IPConnectBurst), 50},
+		{"auth.max_token_ttl", int64(c.Auth.MaxTokenTTL), int64(30 * 24 * time.Hour)},
+	} {
+		if d.got != d.want {
+			t.Errorf("default %s = %d, want %d", d.path, d.got, d.want)
+		}
+	}
+	for _, p := range []string{"edge.max_conns_per_user", "edge.max_devices_per_user", "edge.max_conns", "edge.ip_connect_rate", "auth.max_token_ttl"} {
+		if err := c.Set(p, "0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("every limit set to 0 (unlimited): %v", err)
+	}
+	if err := c.Set("auth.jwt_secret", "0123456789abcdef0123456789abcdef"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("a 32-byte auth.jwt_secret: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,15 @@ import (
 // consumer (SPEC §1, engine `consumer`): AckAll, MaxAckPending = W, AckWait
 // = the ack wait, InactiveThreshold = the device TTL, one replica. JetStream
 // does acks and redelivery. It is safe for concurrent use.
+//
+// With edge.max_devices_per_user set, each device also has an entry in the
+// devices bucket (key streams.DeviceKey; value the device's acked position
+// when it connected, in the live engine's format). Consumer names are
+// hashes, and JetStream cannot list the consumers of one subject, so the
+// entries are what counts a user's devices. An entry is rewritten when its
+// device connects and it is older than a quarter of the device TTL (at most
+// a day); a device that stays connected for longer than the device TTL is
+// not counted from then until it reconnects.
 type ConsumerEngine struct {
 	js      jetstream.JetStream
 	stream  config.Stream
@@ -32,7 +42,8 @@ type ConsumerEngine struct {
 	log     *slog.Logger
 
 	mu   sync.Mutex
-	strm jetstream.Stream // cached handle, refreshed on error
+	strm jetstream.Stream   // cached handle, refreshed on error
+	kv   jetstream.KeyValue // cached devices bucket, only with a device cap
 }
 
 var (
@@ -88,9 +99,33 @@ func (e *ConsumerEngine) handle(ctx context.Context) (jetstream.Stream, error) {
 	return s, nil
 }
 
+// devices returns the devices bucket, nil when there is no device cap.
+func (e *ConsumerEngine) devices(ctx context.Context) (jetstream.KeyValue, error) {
+	if e.edge.MaxDevicesPerUser <= 0 {
+		return nil, nil
+	}
+	e.mu.Lock()
+	kv := e.kv
+	e.mu.Unlock()
+	if kv != nil {
+		return kv, nil
+	}
+	kv, err := e.js.KeyValue(ctx, streams.DevicesBucketName)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			err = fmt.Errorf("%w (create it with `herald streams apply`)", err)
+		}
+		return nil, unavailable("bucket "+streams.DevicesBucketName, err)
+	}
+	e.mu.Lock()
+	e.kv = kv
+	e.mu.Unlock()
+	return kv, nil
+}
+
 func (e *ConsumerEngine) forget() {
 	e.mu.Lock()
-	e.strm = nil
+	e.strm, e.kv = nil, nil
 	e.mu.Unlock()
 }
 
@@ -106,15 +141,21 @@ func (e *ConsumerEngine) Open(ctx context.Context, d Device, p Position) (Feed, 
 	if err != nil {
 		return nil, err
 	}
-	f, err := e.open(ctx, s, d, p)
+	kv, err := e.devices(ctx)
 	if err != nil {
-		e.forget()
+		return nil, err
+	}
+	f, err := e.open(ctx, s, kv, d, p)
+	if err != nil {
+		if errors.Is(err, ErrUnavailable) {
+			e.forget()
+		}
 		return nil, err
 	}
 	return f, nil
 }
 
-func (e *ConsumerEngine) open(ctx context.Context, s jetstream.Stream, d Device, p Position) (Feed, error) {
+func (e *ConsumerEngine) open(ctx context.Context, s jetstream.Stream, kv jetstream.KeyValue, d Device, p Position) (Feed, error) {
 	subject := e.subj.User(d.User)
 	// With the subject filter, the state also counts the user's messages
 	// (locate's per-user gap check).
@@ -140,9 +181,18 @@ func (e *ConsumerEngine) open(ctx context.Context, s jetstream.Stream, d Device,
 	}
 	cons, err := s.Consumer(ctx, name)
 	var first uint64
+	known := err == nil
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		if kv != nil {
+			if err := checkDeviceCap(ctx, e.js, d.User, e.edge.MaxDevicesPerUser); err != nil {
+				return nil, err
+			}
+		}
 		cons, err = s.CreateConsumer(ctx, cfg)
+		if errors.Is(err, jetstream.ErrMaximumConsumersLimit) {
+			return nil, fmt.Errorf("%w: stream.max_consumers %d: %w", ErrNoConsumerRoom, e.stream.MaxConsumers, err)
+		}
 		if err != nil {
 			return nil, unavailable("create consumer", err)
 		}
@@ -168,6 +218,11 @@ func (e *ConsumerEngine) open(ctx context.Context, s jetstream.Stream, d Device,
 		// A known device: resend what it has not acked, now rather than
 		// after the ack wait.
 		if first, err = reset(ctx, s, name, 0); err != nil {
+			return nil, err
+		}
+	}
+	if kv != nil {
+		if err := e.recordDevice(ctx, kv, d, first-1, known); err != nil {
 			return nil, err
 		}
 	}
@@ -227,6 +282,32 @@ func (e *ConsumerEngine) AckPosition(ctx context.Context, d Device, seq uint64) 
 	if _, err := reset(ctx, s, name, seq+1); err != nil {
 		e.forget()
 		return err
+	}
+	return nil
+}
+
+// recordDevice writes the device's entry in the devices bucket, which counts
+// it against edge.max_devices_per_user: always for a new device, for a known
+// one when the entry is missing or due to be refreshed. A known device
+// connects even when the write fails; the failure is logged.
+func (e *ConsumerEngine) recordDevice(ctx context.Context, kv jetstream.KeyValue, d Device, pos uint64, known bool) error {
+	key := streams.DeviceKey(d.User, d.Device)
+	if known {
+		entry, err := kv.Get(ctx, key)
+		if err == nil && time.Since(entry.Created()) <= touchAfter(e.edge.DeviceTTL) {
+			return nil
+		}
+		if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			e.log.Warn("read device entry", "user", streams.LogUser(d.User), "device", d.Device, "err", err)
+			return nil
+		}
+	}
+	if _, err := kv.Put(ctx, key, strconv.AppendUint(nil, pos, 10)); err != nil {
+		if known {
+			e.log.Warn("write device entry", "user", streams.LogUser(d.User), "device", d.Device, "err", err)
+			return nil
+		}
+		return unavailable("record the device of "+streams.LogUser(d.User), err)
 	}
 	return nil
 }

@@ -8,12 +8,20 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/herald-push/herald/streams"
 )
 
 // Device names one device of one user.
 type Device struct {
 	User   string
 	Device string
+}
+
+// logName names d in errors, which may be logged: the user as
+// streams.LogUser, never the id or its subject token.
+func (d Device) logName() string {
+	return "device " + d.Device + " of " + streams.LogUser(d.User)
 }
 
 // Position is where a client asks delivery to start.
@@ -76,7 +84,9 @@ type Feed interface {
 type Engine interface {
 	// Open positions the device's feed (p, else its stored position)
 	// and returns it. It returns ErrUnavailable (wrapped) when JetStream
-	// cannot be reached, so that the caller can answer 503.
+	// cannot be reached, so that the caller can answer 503, and
+	// ErrTooManyDevices or ErrNoConsumerRoom (wrapped) when it refuses a
+	// new device.
 	Open(ctx context.Context, d Device, p Position) (Feed, error)
 	// AckPosition moves the stored position of a device that has no
 	// open feed on this edge to seq (clamped to the user's last message)
@@ -97,6 +107,12 @@ var (
 	ErrUnavailable = errors.New("edge: jetstream unavailable")
 	ErrFeedClosed  = errors.New("edge: feed closed")
 	ErrNoPosition  = errors.New("edge: device has no position")
+	// ErrTooManyDevices refuses a new device of a user who has
+	// edge.max_devices_per_user devices already.
+	ErrTooManyDevices = errors.New("edge: the user has too many devices")
+	// ErrNoConsumerRoom refuses a new device of the consumer engine when
+	// the stream has stream.max_consumers consumers.
+	ErrNoConsumerRoom = errors.New("edge: the stream is at its consumer limit")
 )
 
 // locate computes the Start of a feed whose first position is first, for a
@@ -109,7 +125,7 @@ func locate(ctx context.Context, s storeReader, subject string, first uint64, p 
 	switch last, err := s.last(ctx, subject); {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 	case err != nil:
-		return Start{First: first}, fmt.Errorf("edge: last message of %s: %w", subject, err)
+		return Start{First: first}, fmt.Errorf("edge: last message of the user: %w", err)
 	default:
 		userLast = last.Sequence
 	}
@@ -132,7 +148,7 @@ func locateFrom(ctx context.Context, s storeReader, subject string, first uint64
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):
 		case err != nil:
-			return st, fmt.Errorf("edge: next message of %s from %d: %w", subject, first, err)
+			return st, fmt.Errorf("edge: next message of the user from %d: %w", first, err)
 		default:
 			st.From = next.Sequence
 		}
@@ -152,7 +168,7 @@ func locateFrom(ctx context.Context, s storeReader, subject string, first uint64
 	}
 	firstOfUser, err := s.next(ctx, 0, subject)
 	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return st, fmt.Errorf("edge: first message of %s: %w", subject, err)
+		return st, fmt.Errorf("edge: first message of the user: %w", err)
 	}
 	if firstOfUser != nil && firstOfUser.Sequence <= want {
 		return st, nil

@@ -240,7 +240,9 @@ func (e *LiveEngine) Open(ctx context.Context, d Device, p Position) (Feed, erro
 	}
 	f, err := e.open(ctx, s, kv, d, p)
 	if err != nil {
-		e.forget()
+		if errors.Is(err, ErrUnavailable) {
+			e.forget()
+		}
 		return nil, err
 	}
 	return f, nil
@@ -258,8 +260,12 @@ func (e *LiveEngine) open(ctx context.Context, s jetstream.Stream, kv jetstream.
 	entry, err := kv.Get(ctx, key)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
+		// A new device: it takes one of the user's device slots.
+		if err := checkDeviceCap(ctx, e.js, d.User, e.edge.MaxDevicesPerUser); err != nil {
+			return nil, err
+		}
 	case err != nil:
-		return nil, unavailable("position of "+key, err)
+		return nil, unavailable("position of "+d.logName(), err)
 	default:
 		pos, err = strconv.ParseUint(string(entry.Value()), 10, 64)
 		if err != nil {
@@ -275,7 +281,7 @@ func (e *LiveEngine) open(ctx context.Context, s jetstream.Stream, kv jetstream.
 	// after that read arrives live, one stored before is in the backlog,
 	// and the overlap is dropped by seq.
 	if err := e.attach(f); err != nil {
-		return nil, unavailable("subscribe "+e.subj.Live(d.User), err)
+		return nil, unavailable("subscribe to the live subject of "+streams.LogUser(d.User), err)
 	}
 	defer func() {
 		if err != nil {
@@ -286,7 +292,7 @@ func (e *LiveEngine) open(ctx context.Context, s jetstream.Stream, kv jetstream.
 	switch last, err := f.store.last(ctx, subject); {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 	case err != nil:
-		return nil, unavailable("last message of "+subject, err)
+		return nil, unavailable("last message of "+streams.LogUser(d.User), err)
 	default:
 		userLast = last.Sequence
 	}
@@ -326,7 +332,7 @@ func (e *LiveEngine) open(ctx context.Context, s jetstream.Stream, kv jetstream.
 		// Make the device known now, so that a reconnect resumes here
 		// rather than starting over as a new device.
 		if err := e.writePosition(ctx, kv, key, first-1); err != nil {
-			return nil, unavailable("position of "+key, err)
+			return nil, unavailable("position of "+d.logName(), err)
 		}
 		pos = first - 1
 	}
@@ -359,6 +365,7 @@ func (e *LiveEngine) AckPosition(ctx context.Context, d Device, seq uint64) erro
 		return err
 	}
 	key := streams.DeviceKey(d.User, d.Device)
+	who := streams.LogUser(d.User) + "/" + d.Device // errors name the user by its hash
 	// The user's last message, read before the position: a message stored
 	// after this read has a higher seq than the clamp, so it is delivered.
 	// A replica that lags can only make the clamp lower (a resend, never a
@@ -369,7 +376,7 @@ func (e *LiveEngine) AckPosition(ctx context.Context, d Device, seq uint64) erro
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 	case err != nil:
 		e.forget()
-		return unavailable("last message of "+subject, err)
+		return unavailable("last message of "+streams.LogUser(d.User), err)
 	default:
 		userLast = last.Sequence
 	}
@@ -378,10 +385,10 @@ func (e *LiveEngine) AckPosition(ctx context.Context, d Device, seq uint64) erro
 		entry, err := kv.Get(ctx, key)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
-			return fmt.Errorf("edge: ack %s: %w", key, ErrNoPosition)
+			return fmt.Errorf("edge: ack %s: %w", who, ErrNoPosition)
 		case err != nil:
 			e.forget()
-			return unavailable("position of "+key, err)
+			return unavailable("position of "+who, err)
 		}
 		if pos, err := strconv.ParseUint(string(entry.Value()), 10, 64); err == nil && pos >= seq {
 			return nil
@@ -394,10 +401,10 @@ func (e *LiveEngine) AckPosition(ctx context.Context, d Device, seq uint64) erro
 			continue // written meanwhile: look again
 		default:
 			e.forget()
-			return unavailable("ack position of "+key, err)
+			return unavailable("ack position of "+who, err)
 		}
 	}
-	return unavailable("ack position of "+key, errors.New("too many concurrent writes"))
+	return unavailable("ack position of "+who, errors.New("too many concurrent writes"))
 }
 
 // touchAfter is the age after which an unchanged position is rewritten.
@@ -407,7 +414,7 @@ func touchAfter(ttl time.Duration) time.Duration {
 
 func (e *LiveEngine) writePosition(ctx context.Context, kv jetstream.KeyValue, key string, seq uint64) error {
 	if _, err := kv.Put(ctx, key, strconv.AppendUint(nil, seq, 10)); err != nil {
-		return fmt.Errorf("edge: write position %s=%d: %w", key, seq, err)
+		return fmt.Errorf("edge: write position %d: %w", seq, err)
 	}
 	return nil
 }

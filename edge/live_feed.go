@@ -488,7 +488,7 @@ func (f *liveFeed) Close() error {
 	select {
 	case f.wtok <- struct{}{}:
 	case <-ctx.Done():
-		return fmt.Errorf("edge: close %s: %w", f.key, ctx.Err())
+		return fmt.Errorf("edge: close %s: %w", f.dev.logName(), ctx.Err())
 	}
 	defer func() { <-f.wtok }()
 	f.mu.Lock()

@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/maphash"
 	"log/slog"
 	"net/http"
@@ -255,7 +256,12 @@ func (s *Server) openFeed(r *http.Request, cr connRequest) (Feed, error) {
 		return nil, errShuttingDown()
 	}
 	feed, err := s.opts.Engine.Open(r.Context(), cr.dev, cr.pos)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrTooManyDevices):
+		return nil, herald.WrapError(herald.TooManyDevices, err, fmt.Sprintf("this user has %d devices already (edge.max_devices_per_user): connect as one of them, or wait until an unused one expires (edge.device_ttl)", s.opts.Edge.MaxDevicesPerUser))
+	case errors.Is(err, ErrNoConsumerRoom):
+		return nil, herald.WrapError(herald.TooManyDevices, err, "the message store has no room for another device (stream.max_consumers): connect as a known device, or wait until unused ones expire (edge.device_ttl)")
+	case err != nil:
 		s.log.Warn("open feed", "user", streams.LogUser(cr.dev.User), "device", cr.dev.Device, "err", err)
 		return nil, errStoreUnavailable(err)
 	}

@@ -29,7 +29,7 @@ import (
 const (
 	producerKey = "producer-key-0123456789"
 	otherKey    = "producer-key-second-abcdef"
-	jwtSecret   = "jwt-secret-0123456789abcdef"
+	jwtSecret   = "jwt-secret-0123456789abcdef-0123456789"
 )
 
 // fixture is an embedded JetStream server with the stream applied, a

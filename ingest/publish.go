@@ -277,7 +277,7 @@ func (h *Handler) publishErr(user string, err error) error {
 func (h *Handler) original(ctx context.Context, user, id string, seq uint64) (*time.Time, error) {
 	sm, err := h.reader.Next(ctx, seq, "")
 	if err != nil {
-		h.log.Debug("duplicate lookup failed", "user", user, "seq", seq, "err", err)
+		h.log.Debug("duplicate lookup failed", "user", streams.LogUser(user), "seq", seq, "err", err)
 		return nil, nil
 	}
 	if sm.Subject != h.subjects.User(user) {
@@ -288,5 +288,5 @@ func (h *Handler) original(ctx context.Context, user, id string, seq uint64) (*t
 }
 
 func (h *Handler) logStored(user string, seq uint64, duplicate bool) {
-	h.log.Debug("stored", "user", user, "seq", seq, "duplicate", duplicate)
+	h.log.Debug("stored", "user", streams.LogUser(user), "seq", seq, "duplicate", duplicate)
 }

@@ -12,7 +12,8 @@ import (
 )
 
 // DevicesBucketName is the KV bucket that holds each device's acked
-// position for the live delivery engine (SPEC §1).
+// position for the live delivery engine (SPEC §1). With a cap on devices
+// per user, the consumer engine keeps an entry per device there too.
 const DevicesBucketName = "HERALD_DEVICES"
 
 // DevicesBucket returns the configuration of the device-position bucket: one
@@ -54,6 +55,13 @@ func ApplyDevices(ctx context.Context, js jetstream.JetStream, cfg jetstream.Key
 // <user>.<device>.
 func DeviceKey(user, device string) string {
 	return escapeKey(Token(user)) + "." + escapeKey(device)
+}
+
+// DeviceKeyFilter is the KV key filter that matches every device key of
+// user and no other user's: <escaped token>.*. The edge counts a user's
+// devices with it (edge.max_devices_per_user).
+func DeviceKeyFilter(user string) string {
+	return escapeKey(Token(user)) + ".*"
 }
 
 func escapeKey(s string) string {

@@ -76,6 +76,9 @@ func FuzzDeviceKey(f *testing.F) {
 		if !ok || strings.Contains(dev, ".") {
 			t.Fatalf("key %q has not exactly one separator", key)
 		}
+		if filter := streams.DeviceKeyFilter(user); !strings.HasSuffix(filter, ".*") || filter[:len(filter)-1] != tok+"." {
+			t.Fatalf("DeviceKeyFilter(%q) = %q does not match key %q", user, filter, key)
+		}
 		u, err := streams.UserFromToken(unescape(t, tok))
 		if err != nil || u != user || unescape(t, dev) != device {
 			t.Fatalf("key %q decodes to %q/%q (%v), want %q/%q", key, u, unescape(t, dev), err, user, device)

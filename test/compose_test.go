@@ -295,6 +295,10 @@ func TestComposeHeraldServices(t *testing.T) {
 		if cfg.Stream.Replicas != 3 {
 			t.Errorf("%s: stream.replicas = %d, want 3", name, cfg.Stream.Replicas)
 		}
+		// Behind nginx every client has nginx's address.
+		if role == "edge" && cfg.Edge.IPConnectRate != 0 {
+			t.Errorf("%s: edge.ip_connect_rate = %d behind the load balancer, want 0", name, cfg.Edge.IPConnectRate)
+		}
 		if len(cfg.Ingest.ProducerKeys) == 0 || cfg.Auth.JWTSecret == "" {
 			t.Errorf("%s: producer keys or JWT secret missing", name)
 		}

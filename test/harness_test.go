@@ -27,7 +27,7 @@ import (
 	"github.com/herald-push/herald/streams/streamstest"
 )
 
-const testSecret = "test-secret-0123456789abcdef"
+const testSecret = "test-secret-0123456789abcdef-0123456789"
 
 // cluster is the NATS side of a test: one embedded server with the stream.
 type cluster struct {

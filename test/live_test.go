@@ -158,7 +158,11 @@ func TestLiveThousandDevicesResume(t *testing.T) {
 	)
 	devices := []string{"d0", "tablet:1", "d.2", "d3"}
 	acks := []int{0, 2, 5, 6} // messages acked by device i of each user
-	c := newCluster(t, config.DeliveryLive, func(cfg *config.Config) { cfg.Edge.AckWait = time.Minute })
+	// A thousand devices connect from one address at once, twice.
+	c := newCluster(t, config.DeliveryLive, func(cfg *config.Config) {
+		cfg.Edge.AckWait = time.Minute
+		cfg.Edge.IPConnectRate = 0
+	})
 	e := newEdge(t, c)
 
 	user := func(u int) string { return fmt.Sprintf("u%03d", u) }

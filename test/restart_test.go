@@ -179,7 +179,8 @@ func wantReject(t *testing.T, resp *http.Response, err error, status int, code s
 // batch all get 1001, and Shutdown returns once every one has ended.
 func TestShutdownClosesEverySessionInBatches(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, config.DeliveryLive, nil)
+	// 300 devices connect from one address at once.
+	c := newCluster(t, config.DeliveryLive, func(cfg *config.Config) { cfg.Edge.IPConnectRate = 0 })
 	e := startOwnedEdge(t, c)
 	var ds []*wsClient
 	for i := range 300 {

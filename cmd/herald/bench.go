@@ -52,7 +52,10 @@ func newBenchCmd(a *app) *cobra.Command {
 Without --url (or --spawn), bench starts its own Herald in this process: an
 embedded NATS server in a temporary directory, ingest and edge on a loopback
 port, with the engine of --delivery. --spawn runs "herald serve" as a child
-process instead, so that memory figures cover the server alone. With --url,
+process instead, so that memory figures cover the server alone. Both run
+without the edge's connection and device limits (edge.max_conns,
+edge.max_conns_per_user, edge.max_devices_per_user, edge.ip_connect_rate),
+which one client address opening thousands of devices would trip. With --url,
 --ws-url, --key and --jwt-secret it targets a running deployment; --nats
 publishes straight to JetStream at --nats-url.
 
@@ -238,6 +241,11 @@ func parsePID(s string) (bench.Proc, error) {
 	return bench.Proc{Name: name, PID: pid}, nil
 }
 
+// benchLimitPaths are the edge limits a server the bench starts runs
+// without: every bench device connects from one address, thousands within
+// seconds, and a scenario may give one user many devices.
+var benchLimitPaths = []string{"edge.max_conns", "edge.max_conns_per_user", "edge.max_devices_per_user", "edge.ip_connect_rate"}
+
 // inProcessTarget starts Herald in this process like serve does: embedded
 // NATS with its store in a temporary directory, the stream and bucket, and
 // ingest plus edge on a loopback port, with fresh credentials.
@@ -271,6 +279,11 @@ func (a *app) inProcessTarget(cfg config.Config, viaNATS bool, log *slog.Logger)
 	}
 	cfg.Ingest.ProducerKeys = []string{key}
 	cfg.Auth.JWTSecret, cfg.Auth.PublicKeys = secret, nil
+	for _, p := range benchLimitPaths {
+		if err := cfg.Set(p, "0"); err != nil {
+			return t, nil, fmt.Errorf("cmd: bench: %w", err)
+		}
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -395,6 +408,9 @@ func (a *app) spawnTarget(ctx context.Context, cmd *cobra.Command, cfg *config.C
 	sets, _ := cmd.Flags().GetStringArray("set")
 	for _, s := range sets {
 		args = append(args, "--set", s)
+	}
+	for _, p := range benchLimitPaths {
+		args = append(args, "--set", p+"=0")
 	}
 	child := exec.Command(exe, args...)
 	child.Env = a.environ

@@ -116,7 +116,7 @@ func TestRolesNATSDown(t *testing.T) {
 	if _, _, err := runCmd(t, nil, "streams", "apply", "--nats-url", url, "--wait", "10s"); err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"HERALD_JWT_SECRET=roles-test-secret-0123456789", "HERALD_PRODUCER_KEYS=roles-test-producer-key-0123"}
+	env := []string{"HERALD_JWT_SECRET=roles-test-secret-0123456789abcdef", "HERALD_PRODUCER_KEYS=roles-test-producer-key-0123"}
 	edgeP := startCmd(t, env, "edge", "--nats-url", url, "--listen", "127.0.0.1:0")
 	ingestP := startCmd(t, env, "ingest", "--nats-url", url, "--listen", "127.0.0.1:0")
 	ready := func(want int) {

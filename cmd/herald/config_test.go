@@ -150,7 +150,7 @@ func TestSubject(t *testing.T) {
 
 func TestToken(t *testing.T) {
 	t.Parallel()
-	const secret = "token-test-secret-0123456789"
+	const secret = "token-test-secret-0123456789abcdef"
 	out, _, err := runCmd(t, []string{"HERALD_JWT_SECRET=" + secret}, "token", "--user", "alice", "--device", "laptop", "--ttl", "1h")
 	if err != nil {
 		t.Fatal(err)
@@ -180,6 +180,9 @@ func TestToken(t *testing.T) {
 		{"no user", []string{"HERALD_JWT_SECRET=" + secret}, nil, `"user" not set`},
 		{"bad device", []string{"HERALD_JWT_SECRET=" + secret}, []string{"--user", "alice", "--device", "a b"}, "invalid device"},
 		{"bad ttl", []string{"HERALD_JWT_SECRET=" + secret}, []string{"--user", "alice", "--ttl", "0s"}, "--ttl"},
+		{"ttl over auth.max_token_ttl", []string{"HERALD_JWT_SECRET=" + secret}, []string{"--user", "alice", "--ttl", "721h"}, "auth.max_token_ttl"},
+		{"ttl over a configured max", []string{"HERALD_JWT_SECRET=" + secret, "HERALD_AUTH_MAX_TOKEN_TTL=1h"}, []string{"--user", "alice", "--ttl", "2h"}, "auth.max_token_ttl"},
+		{"weak secret", []string{"HERALD_JWT_SECRET=a"}, []string{"--user", "alice"}, "auth.jwt_secret"},
 	}
 	for _, tc := range errCases {
 		t.Run(tc.name, func(t *testing.T) {

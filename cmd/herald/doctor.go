@@ -28,8 +28,8 @@ func newDoctorCmd(a *app) *cobra.Command {
 		Use:   "doctor",
 		Short: "Check the NATS cluster, the stream and the devices bucket (--nats-url)",
 		Long: `Connect to --nats-url and report the connected server and cluster, the
-JetStream account usage, and for the stream and the live engine's devices
-bucket: replicas, leader, and each replica's state (current, lag, last
+JetStream account usage, and for the stream and the devices bucket:
+replicas, leader, and each replica's state (current, lag, last
 seen). A per-server summary follows. Exits with an error listing the
 problems found (no leader, a replica offline or behind, fewer peers than
 replicas, a missing stream or bucket).`,
@@ -167,7 +167,9 @@ func diagnose(ctx context.Context, js jetstream.JetStream, cfg *config.Config) (
 		},
 	}
 	rep.inspect(ctx, js, cfg.Stream.Name, "messages", true)
-	rep.inspect(ctx, js, "KV_"+streams.DevicesBucketName, "device positions", cfg.Edge.Delivery == config.DeliveryLive)
+	// The live engine keeps positions there; either engine counts devices
+	// there when edge.max_devices_per_user is set.
+	rep.inspect(ctx, js, "KV_"+streams.DevicesBucketName, "device positions", cfg.Edge.Delivery == config.DeliveryLive || cfg.Edge.MaxDevicesPerUser > 0)
 	rep.summarizeServers()
 	return rep, nil
 }

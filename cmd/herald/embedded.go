@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/herald-push/herald/config"
+	"github.com/herald-push/herald/streams"
 )
 
 // embeddedReadyTimeout bounds the start of serve's embedded NATS server.
@@ -80,7 +81,7 @@ func startEmbedded(cfg *config.Config, log *slog.Logger) (*server.Server, error)
 	if err != nil {
 		return nil, fmt.Errorf("cmd: embedded nats: %w", err)
 	}
-	nl := &natsLogger{log: log.With("component", "nats-server")}
+	nl := &natsLogger{log: log.With("component", "nats-server"), subjects: streams.Subjects{Prefix: cfg.Stream.Prefix}}
 	srv.SetLoggerV2(nl, false, false, false)
 	srv.Start()
 	if !srv.ReadyForConnections(embeddedReadyTimeout) || !srv.JetStreamEnabled() {
@@ -96,25 +97,31 @@ func startEmbedded(cfg *config.Config, log *slog.Logger) (*server.Server, error)
 }
 
 // natsLogger passes the embedded server's log to slog: notices at debug
-// level (startup is chatty), warnings and errors as such. It remembers the
-// last error so that a failed start can say why.
+// level (startup is chatty), warnings and errors as such, with the user
+// tokens of Herald's subjects replaced by their hash. It remembers the last
+// error so that a failed start can say why.
 type natsLogger struct {
-	log  *slog.Logger
-	mu   sync.Mutex
-	last string
+	log      *slog.Logger
+	subjects streams.Subjects
+	mu       sync.Mutex
+	last     string
 }
 
 var _ server.Logger = (*natsLogger)(nil)
 
-func (l *natsLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l *natsLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Noticef(format string, v ...any) { l.log.Debug(l.text(format, v)) }
+func (l *natsLogger) Warnf(format string, v ...any)   { l.log.Warn(l.text(format, v)) }
 func (l *natsLogger) Fatalf(format string, v ...any)  { l.errorf(format, v...) }
 func (l *natsLogger) Errorf(format string, v ...any)  { l.errorf(format, v...) }
-func (l *natsLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Debugf(format string, v ...any)  { l.log.Debug(l.text(format, v)) }
 func (l *natsLogger) Tracef(format string, v ...any)  {}
 
+func (l *natsLogger) text(format string, v []any) string {
+	return l.subjects.LogSubjects(fmt.Sprintf(format, v...))
+}
+
 func (l *natsLogger) errorf(format string, v ...any) {
-	msg := fmt.Sprintf(format, v...)
+	msg := l.text(format, v)
 	l.mu.Lock()
 	l.last = msg
 	l.mu.Unlock()

@@ -25,7 +25,7 @@ import (
 	"github.com/herald-push/herald/streams/streamstest"
 )
 
-const listenSecret = "listen-test-secret-0123456789"
+const listenSecret = "listen-test-secret-0123456789abcdef"
 
 // edgeNode is the cmd's own edge role wiring on a loopback listener.
 type edgeNode struct {
@@ -328,7 +328,7 @@ func TestListenStopsWhenUnauthorized(t *testing.T) {
 	}
 
 	t.Run("401 before the upgrade", func(t *testing.T) {
-		bad, err := token.Mint("another-secret-0123456789", "alice", "laptop", time.Hour)
+		bad, err := token.Mint("another-secret-0123456789abcdef-0123", "alice", "laptop", time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/herald-push/herald/config"
+	"github.com/herald-push/herald/streams"
 )
 
 // natsConn is a client connection plus what its callbacks learned: when it
@@ -53,7 +54,10 @@ func connectNATS(cfg *config.Config, name string, log *slog.Logger, srv *server.
 			if sub != nil {
 				subj = sub.Subject
 			}
-			c.log.Warn("async error", "subject", subj, "err", err)
+			// A user's live subject holds the user's token: log its
+			// hash (the error text names the subject too).
+			subjects := streams.Subjects{Prefix: cfg.Stream.Prefix}
+			c.log.Warn("async error", "subject", subjects.LogSubjects(subj), "err", subjects.LogSubjects(err.Error()))
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { once.Do(func() { close(c.closed) }) }),
 	)

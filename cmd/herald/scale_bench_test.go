@@ -77,7 +77,7 @@ func BenchmarkScale(b *testing.B) {
 func benchScale(b *testing.B, engine string, devices int) {
 	nats := startChild(b, "nats", nil)
 	natsURL := nats.expect(b, "URL ")
-	const secret = "scale-bench-secret-0123456789"
+	const secret = "scale-bench-secret-0123456789abcdef"
 	cfg := config.Default()
 	cfg.NATS.URL = natsURL
 	log := newLogger(config.Log{Level: "warn"}, os.Stderr)
@@ -293,6 +293,11 @@ func TestBenchChild(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg.Edge.ShutdownTimeout = 5 * time.Minute
+		for _, p := range benchLimitPaths {
+			if err := cfg.Set(p, "0"); err != nil {
+				t.Fatal(err)
+			}
+		}
 		log := newLogger(config.Log{Level: "warn"}, os.Stderr)
 		conn, err := connectNATS(&cfg, "herald-scale-edge", log, nil)
 		if err != nil {

@@ -276,7 +276,7 @@ func TestBanner(t *testing.T) {
 			}
 			var b strings.Builder
 			cfg := config.Default()
-			if err := printBanner(&b, &cfg, addr, "nats://x", generated{key: "k", jwtSecret: "s", created: true}); err != nil {
+			if err := printBanner(&b, &cfg, addr, "nats://x", generated{key: "k", jwtSecret: "banner-test-secret-0123456789abcdef", created: true}); err != nil {
 				t.Fatal(err)
 			}
 			if !strings.Contains(b.String(), tc.want) {

@@ -28,6 +28,10 @@ is used. With --device the token only opens that device.`,
 			if ttl <= 0 {
 				return fmt.Errorf("cmd: token: --ttl %v must be positive", ttl)
 			}
+			// The edge refuses a longer token; do not mint one.
+			if max := cfg.Auth.MaxTokenTTL; max > 0 && ttl > max {
+				return fmt.Errorf("cmd: token: --ttl %v exceeds auth.max_token_ttl %v", ttl, max)
+			}
 			secret, err := jwtSecret(&cfg)
 			if err != nil {
 				return err

@@ -8,12 +8,14 @@ import (
 )
 
 func ExampleMint() {
-	raw, err := token.Mint("s3cret", "alice", "phone-1", time.Hour)
+	// An HS256 secret has at least 32 bytes (openssl rand -hex 32).
+	const secret = "example-secret-0123456789abcdef-0123456789"
+	raw, err := token.Mint(secret, "alice", "phone-1", time.Hour)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	v, err := token.NewWithPEM("s3cret")
+	v, err := token.NewWithPEM(secret)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -1,7 +1,11 @@
 // Package token verifies and mints Herald client tokens (SPEC §5): JWTs
 // signed with HS256 (a shared secret) or EdDSA, ES256 or RS256 (public keys
 // from config). Claims: sub = user id (required), exp (required), aud must be
-// "herald" when present, optional dev = device id.
+// "herald" when present (an empty aud is refused), optional dev = device id.
+// A token with a crit header is refused: Herald understands no JWS
+// extension (RFC 7515 §4.1.11). A token whose lifetime, exp minus iat (or
+// minus now when iat is absent or later), exceeds auth.max_token_ttl is
+// refused. An HS256 secret must be at least config.MinJWTSecretBytes long.
 //
 // A token is rejected once its exp has passed: there is no leeway on exp, so
 // a Verified always expires in the future, and the edge can close the
@@ -18,6 +22,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -44,7 +49,13 @@ var (
 	ErrInvalid = errors.New("token: invalid")
 	ErrDevice  = errors.New("token: device does not match the token's dev claim")
 	ErrNoKeys  = errors.New("token: no JWT secret or public key configured")
+	// ErrWeakSecret is a JWT secret shorter than config.MinJWTSecretBytes.
+	ErrWeakSecret = fmt.Errorf("token: auth.jwt_secret is shorter than %d bytes (HS256 needs a 256-bit key, RFC 7518 §3.2)", config.MinJWTSecretBytes)
 )
+
+// leeway is the allowance for issuer clock skew on nbf and on the token
+// lifetime.
+const leeway = 5 * time.Second
 
 // Claims are the claims Herald reads.
 type Claims struct {
@@ -65,13 +76,20 @@ type Verifier struct {
 	ed     []jwt.VerificationKey
 	ec     []jwt.VerificationKey
 	rs     []jwt.VerificationKey
+	maxTTL time.Duration // 0: no maximum
 	now    func() time.Time
 }
 
 // New builds a Verifier from the auth config, reading public key files.
 func New(c config.Auth) (*Verifier, error) {
-	v := &Verifier{now: time.Now}
+	if c.MaxTokenTTL < 0 {
+		return nil, fmt.Errorf("token: auth.max_token_ttl %v: must not be negative", c.MaxTokenTTL)
+	}
+	v := &Verifier{now: time.Now, maxTTL: c.MaxTokenTTL}
 	if c.JWTSecret != "" {
+		if len(c.JWTSecret) < config.MinJWTSecretBytes {
+			return nil, ErrWeakSecret
+		}
 		v.secret = []byte(c.JWTSecret)
 	}
 	for _, path := range c.PublicKeys {
@@ -89,10 +107,14 @@ func New(c config.Auth) (*Verifier, error) {
 	return v, nil
 }
 
-// NewWithPEM builds a Verifier from a secret and PEM-encoded public keys.
+// NewWithPEM builds a Verifier from a secret and PEM-encoded public keys,
+// with the default auth.max_token_ttl.
 func NewWithPEM(secret string, pems ...[]byte) (*Verifier, error) {
-	v := &Verifier{now: time.Now}
+	v := &Verifier{now: time.Now, maxTTL: config.Default().Auth.MaxTokenTTL}
 	if secret != "" {
+		if len(secret) < config.MinJWTSecretBytes {
+			return nil, ErrWeakSecret
+		}
 		v.secret = []byte(secret)
 	}
 	for _, p := range pems {
@@ -224,23 +246,37 @@ func (v *Verifier) Verify(raw string) (Verified, error) {
 		jwt.WithValidMethods(methods),
 		jwt.WithExpirationRequired(),
 		jwt.WithTimeFunc(now),
-		jwt.WithLeeway(5*time.Second),
+		jwt.WithLeeway(leeway),
 		jwt.WithStrictDecoding(),
 	)
-	var c Claims
-	if _, err := p.ParseWithClaims(raw, &c, v.keyFunc); err != nil {
+	var c verifyClaims
+	tok, err := p.ParseWithClaims(raw, &c, v.keyFunc)
+	if err != nil {
 		return Verified{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
+	// RFC 7515 §4.1.11: extensions listed in crit must be understood, and
+	// Herald understands none.
+	if _, ok := tok.Header["crit"]; ok {
+		return Verified{}, fmt.Errorf("%w: crit header: no JWS extension is supported", ErrInvalid)
+	}
 	// The leeway applies to exp too; a grant must not be expired already.
-	if t := now(); !c.ExpiresAt.After(t) {
+	t := now()
+	if !c.ExpiresAt.After(t) {
 		return Verified{}, fmt.Errorf("%w: token expired at %s", ErrInvalid, c.ExpiresAt.UTC().Format(time.RFC3339))
 	}
-	if len(c.Audience) > 0 {
-		for _, a := range c.Audience {
-			if a != Audience {
-				return Verified{}, fmt.Errorf("%w: audience %q is not %q", ErrInvalid, a, Audience)
-			}
+	if v.maxTTL > 0 {
+		// The lifetime counts from iat, or from now when iat is absent or
+		// later (an iat in the future must not shorten it).
+		from := t
+		if c.IssuedAt != nil && c.IssuedAt.Before(t) {
+			from = c.IssuedAt.Time
 		}
+		if life := c.ExpiresAt.Sub(from); life > v.maxTTL+leeway {
+			return Verified{}, fmt.Errorf("%w: lifetime %v exceeds auth.max_token_ttl %v", ErrInvalid, life.Round(time.Second), v.maxTTL)
+		}
+	}
+	if err := c.checkAudience(); err != nil {
+		return Verified{}, err
 	}
 	if err := streams.ValidateUser(c.Subject); err != nil {
 		return Verified{}, fmt.Errorf("%w: sub: %v", ErrInvalid, err)
@@ -251,6 +287,35 @@ func (v *Verifier) Verify(raw string) (Verified, error) {
 		}
 	}
 	return Verified{User: c.Subject, Device: c.Device, Expires: c.ExpiresAt.Time}, nil
+}
+
+// verifyClaims are the claims Verify decodes. Aud shadows the embedded
+// RegisteredClaims.Audience: jwt.ClaimStrings decodes an empty aud ([] or
+// null) to nil, the same as no aud, and an aud that is present must name
+// Herald.
+type verifyClaims struct {
+	Claims
+	Aud json.RawMessage `json:"aud,omitempty"`
+}
+
+// checkAudience accepts no aud, or an aud whose every value is Audience.
+func (c *verifyClaims) checkAudience() error {
+	if c.Aud == nil {
+		return nil
+	}
+	var aud jwt.ClaimStrings
+	if err := json.Unmarshal(c.Aud, &aud); err != nil {
+		return fmt.Errorf("%w: aud: %v", ErrInvalid, err)
+	}
+	if len(aud) == 0 {
+		return fmt.Errorf("%w: aud is present but names no audience; want %q", ErrInvalid, Audience)
+	}
+	for _, a := range aud {
+		if a != Audience {
+			return fmt.Errorf("%w: audience %q is not %q", ErrInvalid, a, Audience)
+		}
+	}
+	return nil
 }
 
 func isTokenChar(c byte) bool {
@@ -287,6 +352,9 @@ func FromRequest(r *http.Request) string {
 func Mint(secret, user, device string, ttl time.Duration) (string, error) {
 	if secret == "" {
 		return "", ErrNoKeys
+	}
+	if len(secret) < config.MinJWTSecretBytes {
+		return "", ErrWeakSecret
 	}
 	if err := streams.ValidateUser(user); err != nil {
 		return "", fmt.Errorf("token: mint: %w", err)

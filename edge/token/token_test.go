@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -36,7 +37,7 @@ import (
 // exp and nbf rows are exact.
 var testNow = time.Unix(1_900_000_000, 0)
 
-const testSecret = "test-secret-0123456789abcdef"
+const testSecret = "test-secret-0123456789abcdef-0123456789"
 
 // keySet holds the test signing keys. Keys are generated, never committed.
 type keySet struct {
@@ -86,6 +87,39 @@ func sign(tb testing.TB, method jwt.SigningMethod, key any, claims jwt.MapClaims
 		tb.Fatalf("sign %s: %v", method.Alg(), err)
 	}
 	return s
+}
+
+// maxTTL is the default auth.max_token_ttl the table verifiers use.
+var maxTTL = config.Default().Auth.MaxTokenTTL
+
+// signHeader is sign with extra header fields.
+func signHeader(tb testing.TB, method jwt.SigningMethod, key any, header map[string]any, claims jwt.MapClaims) string {
+	tb.Helper()
+	tok := jwt.NewWithClaims(method, claims)
+	for k, v := range header {
+		tok.Header[k] = v
+	}
+	s, err := tok.SignedString(key)
+	if err != nil {
+		tb.Fatalf("sign %s: %v", method.Alg(), err)
+	}
+	return s
+}
+
+// signRaw signs a payload given as JSON text, with the header of method
+// plus header.
+func signRaw(tb testing.TB, method jwt.SigningMethod, key any, header map[string]any, payload string) string {
+	tb.Helper()
+	h := map[string]any{"alg": method.Alg(), "typ": "JWT"}
+	for k, v := range header {
+		h[k] = v
+	}
+	signing := seg(h) + "." + seg(payload)
+	sig, err := method.Sign(signing, key)
+	if err != nil {
+		tb.Fatalf("sign %s: %v", method.Alg(), err)
+	}
+	return signing + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
 
 // claims returns valid claims at testNow with edits applied; a nil value
@@ -193,7 +227,6 @@ func TestVerifyValid(t *testing.T) {
 		{"aud absent", vs.all, sign(t, hs, secret, claims(map[string]any{"aud": nil})), Verified{User: "alice", Expires: exp}},
 		{"aud herald", vs.all, sign(t, hs, secret, claims(map[string]any{"aud": "herald"})), Verified{User: "alice", Expires: exp}},
 		{"aud [herald]", vs.all, sign(t, hs, secret, claims(map[string]any{"aud": []string{"herald"}})), Verified{User: "alice", Expires: exp}},
-		{"aud []", vs.all, sign(t, hs, secret, claims(map[string]any{"aud": []string{}})), Verified{User: "alice", Expires: exp}},
 		{"unicode user", vs.all, sign(t, hs, secret, claims(map[string]any{"sub": "émile@example.com"})),
 			Verified{User: "émile@example.com", Expires: exp}},
 		{"user of 256 bytes", vs.all, sign(t, hs, secret, claims(map[string]any{"sub": strings.Repeat("u", streams.MaxUserBytes)})),
@@ -204,6 +237,10 @@ func TestVerifyValid(t *testing.T) {
 			Verified{User: "alice", Expires: exp}},
 		{"nbf within the leeway", vs.all, sign(t, hs, secret, claims(map[string]any{"nbf": testNow.Add(3 * time.Second).Unix()})),
 			Verified{User: "alice", Expires: exp}},
+		{"lifetime of auth.max_token_ttl from iat", vs.all, sign(t, hs, secret, claims(map[string]any{"iat": testNow.Add(-time.Hour).Unix(), "exp": testNow.Add(maxTTL - time.Hour).Unix()})),
+			Verified{User: "alice", Expires: testNow.Add(maxTTL - time.Hour)}},
+		{"lifetime of auth.max_token_ttl without iat", vs.all, sign(t, hs, secret, claims(map[string]any{"exp": testNow.Add(maxTTL).Unix()})),
+			Verified{User: "alice", Expires: testNow.Add(maxTTL)}},
 		{"unknown claims ignored", vs.all, sign(t, hs, secret, claims(map[string]any{"iss": "acme", "scope": "x"})),
 			Verified{User: "alice", Expires: exp}},
 	}
@@ -306,6 +343,22 @@ func TestVerifyInvalid(t *testing.T) {
 		{"aud Herald", vs.all, hsWith(map[string]any{"aud": "Herald"}), ErrInvalid},
 		{"aud a number", vs.all, hsWith(map[string]any{"aud": 1}), ErrInvalid},
 		{"aud [herald 1]", vs.all, hsWith(map[string]any{"aud": []any{"herald", 1}}), ErrInvalid},
+		{"aud []", vs.all, hsWith(map[string]any{"aud": []string{}}), ErrInvalid},
+		{"aud null, signed", vs.all, signRaw(t, hs, secret, nil, `{"sub":"alice","exp":`+strconv.FormatInt(testNow.Add(time.Hour).Unix(), 10)+`,"aud":null}`), ErrInvalid},
+
+		// crit (RFC 7515 §4.1.11): Herald understands no extension.
+		{"crit [exp]", vs.all, signHeader(t, hs, secret, map[string]any{"crit": []string{"exp"}}, claims(nil)), ErrInvalid},
+		{"crit [x] with x", vs.all, signHeader(t, hs, secret, map[string]any{"crit": []string{"x"}, "x": 1}, claims(nil)), ErrInvalid},
+		{"crit [b64]", vs.all, signHeader(t, jwt.SigningMethodEdDSA, k.ed, map[string]any{"crit": []string{"b64"}, "b64": true}, claims(nil)), ErrInvalid},
+		{"crit []", vs.all, signHeader(t, hs, secret, map[string]any{"crit": []string{}}, claims(nil)), ErrInvalid},
+		{"crit a string", vs.all, signHeader(t, hs, secret, map[string]any{"crit": "x"}, claims(nil)), ErrInvalid},
+
+		// Lifetime over auth.max_token_ttl.
+		{"exp - iat over the maximum", vs.all, hsWith(map[string]any{"iat": testNow.Add(-time.Hour).Unix(), "exp": testNow.Add(maxTTL).Unix()}), ErrInvalid},
+		{"exp - now over the maximum, no iat", vs.all, hsWith(map[string]any{"exp": testNow.Add(maxTTL + time.Minute).Unix()}), ErrInvalid},
+		{"iat in the future shortening the lifetime", vs.all, hsWith(map[string]any{"iat": testNow.Add(maxTTL).Unix(), "exp": testNow.Add(maxTTL + time.Hour).Unix()}), ErrInvalid},
+		{"iat long ago, exp soon", vs.all, hsWith(map[string]any{"iat": testNow.Add(-maxTTL).Unix(), "exp": testNow.Add(time.Minute).Unix()}), ErrInvalid},
+		{"exp a century ahead", vs.all, hsWith(map[string]any{"exp": testNow.AddDate(100, 0, 0).Unix()}), ErrInvalid},
 
 		// dev.
 		{"dev with a space", vs.all, hsWith(map[string]any{"dev": "my phone"}), ErrInvalid},
@@ -711,7 +764,7 @@ func TestMint(t *testing.T) {
 	}
 
 	// Another secret does not verify it.
-	other, err := NewWithPEM("another secret")
+	other, err := NewWithPEM("another secret, also 32 bytes or more")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -729,6 +782,7 @@ func TestMintErrors(t *testing.T) {
 		want                 error
 	}{
 		{"no secret", "", "alice", "", time.Hour, ErrNoKeys},
+		{"secret of 31 bytes", strings.Repeat("s", 31), "alice", "", time.Hour, ErrWeakSecret},
 		{"no user", testSecret, "", "", time.Hour, streams.ErrInvalidUser},
 		{"user with a control char", testSecret, "a\x00", "", time.Hour, streams.ErrInvalidUser},
 		{"bad device", testSecret, "alice", "my phone", time.Hour, streams.ErrInvalidDevice},
@@ -743,6 +797,65 @@ func TestMintErrors(t *testing.T) {
 				t.Errorf("Mint returned a token with an error: %q", raw)
 			}
 		})
+	}
+}
+
+// TestWeakSecret: an HS256 secret shorter than 256 bits is refused by
+// every constructor (RFC 7518 §3.2); 32 bytes is enough.
+func TestWeakSecret(t *testing.T) {
+	t.Parallel()
+	for _, secret := range []string{"a", strings.Repeat("s", config.MinJWTSecretBytes-1)} {
+		if _, err := New(config.Auth{JWTSecret: secret}); !errors.Is(err, ErrWeakSecret) {
+			t.Errorf("New(%d-byte secret) = %v, want ErrWeakSecret", len(secret), err)
+		}
+		if _, err := NewWithPEM(secret); !errors.Is(err, ErrWeakSecret) {
+			t.Errorf("NewWithPEM(%d-byte secret) = %v, want ErrWeakSecret", len(secret), err)
+		}
+	}
+	if !strings.Contains(ErrWeakSecret.Error(), "auth.jwt_secret") {
+		t.Errorf("ErrWeakSecret = %q, want it to name auth.jwt_secret", ErrWeakSecret)
+	}
+	ok := strings.Repeat("s", config.MinJWTSecretBytes)
+	if _, err := New(config.Auth{JWTSecret: ok}); err != nil {
+		t.Errorf("New(32-byte secret) = %v", err)
+	}
+}
+
+// TestMaxTokenTTL: auth.max_token_ttl bounds the lifetime of an accepted
+// token; 0 removes the bound.
+func TestMaxTokenTTL(t *testing.T) {
+	t.Parallel()
+	hour := sign(t, jwt.SigningMethodHS256, []byte(testSecret), claims(map[string]any{"iat": testNow.Unix(), "exp": testNow.Add(time.Hour).Unix()}))
+	twoHours := sign(t, jwt.SigningMethodHS256, []byte(testSecret), claims(map[string]any{"exp": testNow.Add(2 * time.Hour).Unix()}))
+	decade := sign(t, jwt.SigningMethodHS256, []byte(testSecret), claims(map[string]any{"iat": testNow.Unix(), "exp": testNow.AddDate(10, 0, 0).Unix()}))
+	for _, tc := range []struct {
+		max            time.Duration
+		hour, two, dec bool // accepted
+	}{
+		{time.Hour, true, false, false},
+		{0, true, true, true},
+	} {
+		v, err := New(config.Auth{JWTSecret: testSecret, MaxTokenTTL: tc.max})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.now = func() time.Time { return testNow }
+		for _, c := range []struct {
+			name string
+			tok  string
+			ok   bool
+		}{{"1h", hour, tc.hour}, {"2h", twoHours, tc.two}, {"10y", decade, tc.dec}} {
+			_, err := v.Verify(c.tok)
+			if c.ok && err != nil {
+				t.Errorf("max %v: %s token refused: %v", tc.max, c.name, err)
+			}
+			if !c.ok && !errors.Is(err, ErrInvalid) {
+				t.Errorf("max %v: %s token: err = %v, want ErrInvalid", tc.max, c.name, err)
+			}
+		}
+	}
+	if _, err := New(config.Auth{JWTSecret: testSecret, MaxTokenTTL: -time.Second}); err == nil {
+		t.Error("New with a negative max_token_ttl succeeded")
 	}
 }
 
@@ -797,7 +910,7 @@ func TestVerifyConcurrent(t *testing.T) {
 // fuzzSecret and the fixed seeds below give every fuzz worker process the
 // same HS256, EdDSA and ES256 keys, so seeded valid tokens stay valid in the
 // workers. The RSA key is generated per process.
-const fuzzSecret = "fuzz-secret"
+const fuzzSecret = "fuzz-secret-0123456789abcdef-0123456789"
 
 func fuzzKeys(tb testing.TB) (ed25519.PrivateKey, *ecdsa.PrivateKey) {
 	ed := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{0x42}, ed25519.SeedSize))
