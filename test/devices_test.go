@@ -45,7 +45,6 @@ func refusedWS(t *testing.T, base, user, device string) (int, herald.ErrorBody) 
 func TestDevicesPerUserCap(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
-		t.Parallel()
 		c := newCluster(t, engine, func(cfg *config.Config) { cfg.Edge.MaxDevicesPerUser = 2 })
 		e := newEdge(t, c)
 		// A plain id and one whose key is escaped.
@@ -94,7 +93,6 @@ func TestDevicesPerUserCap(t *testing.T) {
 func TestDevicesPerUserUnlimited(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
-		t.Parallel()
 		c := newCluster(t, engine, func(cfg *config.Config) { cfg.Edge.MaxDevicesPerUser = 0 })
 		e := newEdge(t, c)
 		for _, dev := range []string{"a", "b", "c", "d"} {

@@ -356,7 +356,7 @@ func TestHandshakeRefusalEndsRun(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, config.DeliveryLive, nil)
 	e := h.newEdge(t)
-	bad, err := token.Mint("another-secret-0123456789", "alice", "phone", time.Hour)
+	bad, err := token.Mint("another-secret-0123456789abcdefghijk", "alice", "phone", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

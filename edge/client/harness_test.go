@@ -24,7 +24,7 @@ import (
 	"github.com/herald-push/herald/streams/streamstest"
 )
 
-const testSecret = "client-test-secret-0123456789"
+const testSecret = "client-test-secret-0123456789abcdef"
 
 // engines are the delivery engines every end-to-end test runs against.
 var engines = []string{config.DeliveryConsumer, config.DeliveryLive}
