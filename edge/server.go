@@ -282,7 +282,7 @@ func (s *Server) serveSession(ss *session, out transport, name string, run func(
 	conns := s.metrics.conns[name]
 	conns.Inc()
 	defer conns.Dec()
-	if !out.write(kindWelcome, 0, encodeWelcome(ss.dev, ss.start)) {
+	if !out.write(kindWelcome, 0, encodeWelcome(ss.dev, ss.start)) || !out.flush() {
 		ss.close(CloseSlow)
 	}
 	run()
@@ -320,13 +320,14 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, err)
 		return
 	}
-	conn, err := s.up.Upgrade(w, r, nil)
+	cw := &corkWriter{ResponseWriter: w}
+	conn, err := s.up.Upgrade(cw, r, nil)
 	if err != nil {
 		_ = feed.Close() // the upgrader already answered
 		return
 	}
 	ss := newSession(s.ctx, cr.dev, feed, s.log, s.metrics)
-	c := newWSConn(ss, conn, wsOptions{
+	c := newWSConn(ss, conn, cw.conn, wsOptions{
 		writeTimeout:  s.opts.Edge.WriteTimeout,
 		pingInterval:  s.opts.Edge.PingInterval,
 		idleTimeout:   s.opts.Edge.IdleTimeout,
