@@ -12,6 +12,13 @@ import (
 // DefaultPrefix is the subject prefix used when none is configured.
 const DefaultPrefix = "herald"
 
+// ProducerInbox is the reply inbox prefix of producers that publish straight
+// to NATS (nats.CustomInboxPrefix): JetStream sends the publish
+// acknowledgement there. The producer user may subscribe to
+// ProducerInbox+".>" and nothing else, so it reads no other client's replies
+// (those go to _INBOX.>) and no user's messages.
+const ProducerInbox = "_INBOX_producer"
+
 // MaxUserBytes and MaxDeviceLen bound user and device ids (SPEC §2).
 const (
 	MaxUserBytes = 256

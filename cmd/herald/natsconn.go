@@ -23,8 +23,9 @@ type natsConn struct {
 	last error
 }
 
-// connectNATS connects to cfg.NATS as name, or in-process to srv when it
-// is not nil, logging connection changes (a failing reconnect once per
+// connectNATS connects to cfg.NATS as name (with the service user serve
+// generated in the data dir when no NATS credentials are configured), or
+// in-process to srv when it is not nil, logging connection changes (a failing reconnect once per
 // distinct error). extra options come last (nats.RetryOnFailedConnect).
 func connectNATS(cfg *config.Config, name string, log *slog.Logger, srv *server.Server, extra ...nats.Option) (*natsConn, error) {
 	c := &natsConn{closed: make(chan struct{}), log: log.With("component", "nats")}
@@ -34,6 +35,11 @@ func connectNATS(cfg *config.Config, name string, log *slog.Logger, srv *server.
 			return "in-process"
 		}
 		return nc.ConnectedUrlRedacted()
+	}
+	if srv == nil {
+		c := *cfg
+		natsAuthFromDataDir(&c, false)
+		cfg = &c
 	}
 	opts := append(cfg.NATS.ConnectOptions(name),
 		nats.ConnectHandler(func(nc *nats.Conn) { c.setLast(nil); c.log.Info("connected", "url", where(nc)) }),

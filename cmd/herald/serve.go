@@ -110,6 +110,10 @@ func (a *app) serve(ctx context.Context, cfg config.Config) error {
 	if err != nil {
 		return err
 	}
+	producer, err := fillNATSUsers(&cfg)
+	if err != nil {
+		return err
+	}
 	if err := preflight(&cfg, roleSet{ingest: true, edge: true}); err != nil {
 		return err
 	}
@@ -119,7 +123,7 @@ func (a *app) serve(ctx context.Context, cfg config.Config) error {
 	}
 	defer ln.Close()
 
-	srv, err := startEmbedded(&cfg, log)
+	srv, err := startEmbedded(&cfg, producer, log)
 	if err != nil {
 		return err
 	}
@@ -155,6 +159,9 @@ func (a *app) serve(ctx context.Context, cfg config.Config) error {
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "nats", natsURL, "delivery", cfg.Edge.Delivery, "data_dir", cfg.DataDir)
 	if err := printBanner(a.stdout, &cfg, ln.Addr(), natsURL, gen); err != nil {
+		return err
+	}
+	if err := printNATSProducer(a.stdout, natsURL, producer); err != nil {
 		return err
 	}
 	if a.ready != nil {
