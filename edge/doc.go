@@ -22,6 +22,13 @@
 // re-checks within a second). A feed has no goroutine of its own: Next and
 // Poll do their work on the session's pump.
 //
+// Acks across edges (control.go): with Options.Control, a Server publishes
+// every ack frame and POST /v1/ack on the user's control subject and
+// subscribes to it while it holds a session of the user, so an ack reaches
+// the device's sessions on every edge. One goroutine, started by New and
+// waited for by Shutdown, publishes the queued acks and applies the
+// received ones; sessions never wait for it.
+//
 // Concurrency contract: a Server is safe for concurrent use. The HTTP
 // handler upgrades, registers the session in the Server's wait group and
 // starts its goroutine; Shutdown waits for every session. A WebSocket

@@ -40,6 +40,7 @@ type session struct {
 	start   Start
 	baseLog *slog.Logger // the server's; log adds the device
 	metrics *metrics
+	ctl     *control // tells the other edges of the device's acks; set before the transport runs
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -312,6 +313,7 @@ func (s *session) handleFrame(out sink, b []byte) {
 	}
 	s.metrics.acks.Inc()
 	_ = s.ack(f.Seq)
+	s.ctl.publish(s.dev, f.Seq)
 }
 
 // ack applies a cumulative ack to the feed, logging a failure while the

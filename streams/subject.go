@@ -152,7 +152,25 @@ func (s Subjects) LiveTemplate() string {
 
 // UserFromSubject is the inverse of User.
 func (s Subjects) UserFromSubject(subject string) (string, error) {
-	tok, ok := strings.CutPrefix(subject, s.prefix()+".user.")
+	return s.userAfter(subject, ".user.")
+}
+
+// Control returns the core NATS subject of the control messages about a
+// user's devices that edges send each other (an ack reaches the device's
+// streams on every edge, SPEC §9): <prefix>.ctl.<token>. It is not in the
+// stream.
+func (s Subjects) Control(user string) string {
+	return s.prefix() + ".ctl." + Token(user)
+}
+
+// UserFromControl is the inverse of Control.
+func (s Subjects) UserFromControl(subject string) (string, error) {
+	return s.userAfter(subject, ".ctl.")
+}
+
+// userAfter decodes the user of <prefix><kind><token>.
+func (s Subjects) userAfter(subject, kind string) (string, error) {
+	tok, ok := strings.CutPrefix(subject, s.prefix()+kind)
 	if !ok || tok == "" || strings.Contains(tok, ".") {
 		return "", fmt.Errorf("%w: %q", ErrNotUserSubj, subject)
 	}

@@ -134,7 +134,11 @@ func newNode(cfg config.Config, nc *nats.Conn, roles roleSet, log *slog.Logger, 
 		if err != nil {
 			return nil, err
 		}
-		es, err := edge.New(edge.Options{Edge: cfg.Edge, Engine: eng, Tokens: verifier, Logger: log, Registerer: reg})
+		es, err := edge.New(edge.Options{
+			Edge: cfg.Edge, Engine: eng, Tokens: verifier, Logger: log, Registerer: reg,
+			// Acks reach the device's sessions on every edge (SPEC §9).
+			Control: nc, Subjects: streams.Subjects{Prefix: cfg.Stream.Prefix},
+		})
 		if err != nil {
 			return nil, fmt.Errorf("cmd: edge: %w", err)
 		}
