@@ -20,10 +20,9 @@ import (
 // none is open here (the device streams from another edge, or is offline),
 // it goes to the device's stored position instead, which it only ever
 // advances: the live engine updates the device's KV entry (compare and
-// set), the consumer engine resets the device's consumer past seq. A
-// stream open on another edge does not learn of such an ack: it keeps
-// resending what it delivered after the ack wait until the client
-// reconnects (duplicates, never a loss).
+// set), the consumer engine resets the device's consumer past seq. Either
+// way, with Options.Control it also reaches the device's sessions on the
+// other edges (control.go), which stop resending what it covers.
 
 // ackBodyLimit bounds the body of POST /v1/ack.
 const ackBodyLimit = 4096
@@ -120,6 +119,7 @@ func (s *Server) ack(w http.ResponseWriter, r *http.Request) error {
 	}
 	dev := Device{User: g.User, Device: req.Device}
 	s.metrics.acks.Inc()
+	s.ctl.publish(dev, req.Seq)
 
 	applied := false
 	for _, ss := range s.sessionsOf(dev) {

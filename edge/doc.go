@@ -26,6 +26,13 @@
 // which Open starts and Close stops and waits for: it waits on the pull
 // consumer and hands each message over a channel that holds a window.
 //
+// Acks across edges (control.go): with Options.Control, a Server publishes
+// every ack frame and POST /v1/ack on the user's control subject and
+// subscribes to it while it holds a session of the user, so an ack reaches
+// the device's sessions on every edge. One goroutine, started by New and
+// waited for by Shutdown, publishes the queued acks and applies the
+// received ones; sessions never wait for it.
+//
 // Concurrency contract: a Server is safe for concurrent use. The HTTP
 // handler registers the session in the Server's wait group; Shutdown waits
 // for every session. Every session, WebSocket or SSE over either engine,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/herald-push/herald"
@@ -34,6 +35,11 @@ type Options struct {
 	// CheckOrigin decides browser upgrades; nil: same origin or one of
 	// Edge.AllowedOrigins (see Gate).
 	CheckOrigin func(r *http.Request) bool
+	// Control, when set, carries acks between the edges of a deployment
+	// over core NATS, on the control subjects of Subjects (control.go);
+	// nil: an ack reaches the sessions of this edge only.
+	Control  *nats.Conn
+	Subjects streams.Subjects
 }
 
 // Server is the device-facing edge: the WebSocket and SSE endpoints, POST
@@ -53,6 +59,9 @@ type Server struct {
 	closingMu sync.Mutex // guards closing; held only to flip or read it
 	closing   bool
 	wg        sync.WaitGroup // one per running session handler
+
+	ctl     *control      // nil without Options.Control
+	ctlDone chan struct{} // closed when ctl's goroutine returned; nil without ctl
 
 	shards [64]shard
 }
@@ -118,7 +127,22 @@ func New(opts Options) (*Server, error) {
 		s.shards[i].sessions = map[*session]struct{}{}
 		s.shards[i].perUser = map[string]int{}
 	}
+	if s.ctl = newControl(opts.Control, opts.Subjects, s.applyRemoteAck, s.log); s.ctl != nil {
+		s.ctlDone = make(chan struct{})
+		go func() {
+			defer close(s.ctlDone)
+			s.ctl.run(s.ctx)
+		}()
+	}
 	return s, nil
+}
+
+// applyRemoteAck applies an ack that another edge received to d's sessions
+// here.
+func (s *Server) applyRemoteAck(d Device, seq uint64) {
+	for _, ss := range s.sessionsOf(d) {
+		_ = ss.ack(seq)
+	}
 }
 
 // Register adds the edge routes to mux: the device endpoints, the
@@ -282,6 +306,9 @@ func (s *Server) serveSession(ss *session, out transport, name string, run func(
 	conns := s.metrics.conns[name]
 	conns.Inc()
 	defer conns.Dec()
+	ss.ctl = s.ctl
+	s.ctl.acquire(ss.dev.User)
+	defer s.ctl.release(ss.dev.User)
 	if !out.write(kindWelcome, 0, encodeWelcome(ss.dev, ss.start)) || !out.flush() {
 		ss.close(CloseSlow)
 	}
@@ -421,14 +448,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
+	var err error
 	select {
 	case <-done:
-		s.cancel()
-		return nil
 	case <-ctx.Done():
-		s.cancel()
-		return ctx.Err()
+		err = ctx.Err()
 	}
+	s.cancel()
+	if s.ctlDone != nil {
+		<-s.ctlDone
+	}
+	return err
 }
 
 // shutdownBatch is how many sessions Shutdown closes in parallel.

@@ -35,6 +35,7 @@ type session struct {
 	start   Start
 	baseLog *slog.Logger // the server's; log adds the device
 	metrics *metrics
+	ctl     *control // tells the other edges of the device's acks; set before the transport runs
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -297,6 +298,7 @@ func (s *session) handleFrame(out transport, b []byte) {
 	}
 	s.metrics.acks.Inc()
 	_ = s.ack(f.Seq)
+	s.ctl.publish(s.dev, f.Seq)
 }
 
 // errReadUnsupported answers a read frame, which this edge does not keep.

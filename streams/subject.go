@@ -12,6 +12,13 @@ import (
 // DefaultPrefix is the subject prefix used when none is configured.
 const DefaultPrefix = "herald"
 
+// ProducerInbox is the reply inbox prefix of producers that publish straight
+// to NATS (nats.CustomInboxPrefix): JetStream sends the publish
+// acknowledgement there. The producer user may subscribe to
+// ProducerInbox+".>" and nothing else, so it reads no other client's replies
+// (those go to _INBOX.>) and no user's messages.
+const ProducerInbox = "_INBOX_producer"
+
 // MaxUserBytes and MaxDeviceLen bound user and device ids (SPEC §2).
 const (
 	MaxUserBytes = 256
@@ -145,7 +152,25 @@ func (s Subjects) LiveTemplate() string {
 
 // UserFromSubject is the inverse of User.
 func (s Subjects) UserFromSubject(subject string) (string, error) {
-	tok, ok := strings.CutPrefix(subject, s.prefix()+".user.")
+	return s.userAfter(subject, ".user.")
+}
+
+// Control returns the core NATS subject of the control messages about a
+// user's devices that edges send each other (an ack reaches the device's
+// streams on every edge, SPEC §9): <prefix>.ctl.<token>. It is not in the
+// stream.
+func (s Subjects) Control(user string) string {
+	return s.prefix() + ".ctl." + Token(user)
+}
+
+// UserFromControl is the inverse of Control.
+func (s Subjects) UserFromControl(subject string) (string, error) {
+	return s.userAfter(subject, ".ctl.")
+}
+
+// userAfter decodes the user of <prefix><kind><token>.
+func (s Subjects) userAfter(subject, kind string) (string, error) {
+	tok, ok := strings.CutPrefix(subject, s.prefix()+kind)
 	if !ok || tok == "" || strings.Contains(tok, ".") {
 		return "", fmt.Errorf("%w: %q", ErrNotUserSubj, subject)
 	}

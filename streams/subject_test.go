@@ -107,6 +107,14 @@ func FuzzTokenRoundTrip(f *testing.F) {
 		if err != nil || back != user {
 			t.Fatalf("round trip %q -> %q -> %q, %v", user, tok, back, err)
 		}
+		for _, sub := range []Subjects{{}, {Prefix: "acme.push"}} {
+			if u, err := sub.UserFromControl(sub.Control(user)); err != nil || u != user {
+				t.Fatalf("control subject round trip %q -> %q -> %q, %v", user, sub.Control(user), u, err)
+			}
+			if _, err := sub.UserFromControl(sub.User(user)); !errors.Is(err, ErrNotUserSubj) {
+				t.Fatalf("UserFromControl(%q) = %v, want ErrNotUserSubj", sub.User(user), err)
+			}
+		}
 		// A token is canonical: decoding an arbitrary string and encoding
 		// again gives the same string.
 		if u2, err := UserFromToken(user); err == nil && Token(u2) != user {

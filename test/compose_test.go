@@ -2,10 +2,11 @@ package test
 
 // Docker is not needed to check the compose deployment's wiring: this test
 // parses docker-compose.yml, the NATS config (with the nats-server parser),
-// the nginx config and the Dockerfile, and applies each Herald service's
-// environment to the real configuration loader.
+// the Caddyfile and the Dockerfile, and applies each Herald service's
+// environment to the real configuration loader. compose_run_test.go runs it.
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/herald-push/herald/config"
+	"github.com/herald-push/herald/streams"
 )
 
 // repoRoot is where docker-compose.yml lives: the parent of test/.
@@ -177,7 +179,7 @@ func TestComposeServices(t *testing.T) {
 func natsServices(c composeFile) []string {
 	var out []string
 	for name, s := range c.Services {
-		if strings.HasPrefix(s.Image, "nats:") {
+		if strings.HasPrefix(interpolate(s.Image), "nats:") {
 			out = append(out, name)
 		}
 	}
@@ -208,7 +210,7 @@ func TestComposeNATSCluster(t *testing.T) {
 			t.Fatalf("%s: command %v does not name a config file mounted from the repository", node, s.Command)
 		}
 		for k, v := range s.Environment {
-			t.Setenv(k, v)
+			t.Setenv(k, interpolate(v))
 		}
 		opts, err := server.ProcessConfigFile(confPath)
 		if err != nil {
@@ -238,7 +240,67 @@ func TestComposeNATSCluster(t *testing.T) {
 		if opts.StoreDir == "" {
 			t.Errorf("%s: no JetStream store dir", node)
 		}
+		checkNATSUsers(t, node, opts)
 	}
+	// The image tag is the nats-server version Herald is built with.
+	want := "nats:" + strings.TrimPrefix(goModVersion(t, filepath.Join(repoRoot, "go.mod"), "github.com/nats-io/nats-server/v2"), "v")
+	for _, node := range nodes {
+		if img := interpolate(c.Services[node].Image); img != want && !strings.HasPrefix(img, want+"-") {
+			t.Errorf("%s: image %s, want %s (go.mod)", node, img, want)
+		}
+		if !strings.Contains(c.Services[node].Image, "${NATS_IMAGE") {
+			t.Errorf("%s: image %s cannot be replaced with NATS_IMAGE", node, c.Services[node].Image)
+		}
+	}
+}
+
+// checkNATSUsers: no anonymous clients; the service user "herald" and the
+// publish-only user "producer" (SPEC §9).
+func checkNATSUsers(t *testing.T, node string, opts *server.Options) {
+	t.Helper()
+	if opts.NoAuthUser != "" || opts.Authorization != "" || len(opts.Nkeys) > 0 {
+		t.Errorf("%s: no_auth_user %q, token set %v, nkeys %d: want users with passwords only", node, opts.NoAuthUser, opts.Authorization != "", len(opts.Nkeys))
+	}
+	users := map[string]*server.User{}
+	for _, u := range opts.Users {
+		users[u.Username] = u
+		if u.Password == "" {
+			t.Errorf("%s: user %s has no password", node, u.Username)
+		}
+	}
+	if len(users) != 2 || users["herald"] == nil || users["producer"] == nil {
+		t.Fatalf("%s: users %v, want herald and producer", node, slices.Collect(maps.Keys(users)))
+	}
+	if p := users["herald"].Permissions; p != nil {
+		t.Errorf("%s: the service user is restricted: %+v", node, p)
+	}
+	p := users["producer"].Permissions
+	if p == nil || p.Publish == nil || p.Subscribe == nil {
+		t.Fatalf("%s: the producer user has no publish and subscribe permissions", node)
+	}
+	if want := []string{strings.TrimSuffix(streams.Subjects{}.AllUsers(), "*") + ">"}; !slices.Equal(p.Publish.Allow, want) || len(p.Publish.Deny) > 0 {
+		t.Errorf("%s: producer may publish to %v (deny %v), want %v", node, p.Publish.Allow, p.Publish.Deny, want)
+	}
+	if want := []string{streams.ProducerInbox + ".>"}; !slices.Equal(p.Subscribe.Allow, want) {
+		t.Errorf("%s: producer may subscribe to %v, want %v", node, p.Subscribe.Allow, want)
+	}
+}
+
+// goModVersion is the version of module mod required in the go.mod at path.
+func goModVersion(t *testing.T, path, mod string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "require "))
+		if len(f) >= 2 && f[0] == mod {
+			return f[1]
+		}
+	}
+	t.Fatalf("%s does not require %s", path, mod)
+	return ""
 }
 
 func TestComposeHeraldServices(t *testing.T) {
@@ -292,8 +354,15 @@ func TestComposeHeraldServices(t *testing.T) {
 				t.Errorf("%s: nats.url %q lacks %s", name, cfg.NATS.URL, n)
 			}
 		}
-		if cfg.Stream.Replicas != 3 {
-			t.Errorf("%s: stream.replicas = %d, want 3", name, cfg.Stream.Replicas)
+		// The stream's settings are streams-apply's (its flags); the other
+		// roles do not read them.
+		for k := range s.Environment {
+			if strings.HasPrefix(k, "HERALD_STREAM_") {
+				t.Errorf("%s sets %s, which only streams apply reads", name, k)
+			}
+		}
+		if cfg.NATS.User == "" || !strings.Contains(s.Environment["HERALD_NATS_PASSWORD"], "${NATS_HERALD_PASSWORD") {
+			t.Errorf("%s: NATS user %q, password %q: want the service user with the password from the environment", name, cfg.NATS.User, s.Environment["HERALD_NATS_PASSWORD"])
 		}
 		// Behind nginx every client has nginx's address.
 		if role == "edge" && cfg.Edge.IPConnectRate != 0 {
@@ -314,7 +383,7 @@ func TestComposeLoadBalancer(t *testing.T) {
 	binds, _ := lb.mounts()
 	var conf string
 	for src, dst := range binds {
-		if strings.HasSuffix(dst, ".conf") {
+		if strings.HasSuffix(dst, "Caddyfile") {
 			b, err := os.ReadFile(filepath.Join(repoRoot, src))
 			if err != nil {
 				t.Fatal(err)
@@ -323,36 +392,44 @@ func TestComposeLoadBalancer(t *testing.T) {
 		}
 	}
 	if conf == "" {
-		t.Fatalf("lb mounts no config: %v", lb.Volumes)
+		t.Fatalf("lb mounts no Caddyfile: %v", lb.Volumes)
+	}
+	// The official image's tag is the Caddy version the compose test builds.
+	want := "caddy:" + strings.TrimPrefix(goModVersion(t, filepath.Join(repoRoot, "test", "caddy", "go.mod"), "github.com/caddyserver/caddy/v2"), "v")
+	if img := interpolate(lb.Image); img != want || !strings.Contains(lb.Image, "${LB_IMAGE") {
+		t.Errorf("lb image %s (%s), want %s replaceable with LB_IMAGE", lb.Image, img, want)
+	}
+	if len(lb.Ports) != 1 || !strings.HasPrefix(interpolate(lb.Ports[0]), "127.0.0.1:") {
+		t.Errorf("lb ports %v, want one on 127.0.0.1 by default", lb.Ports)
 	}
 	deps := lb.dependsOn(t)
 	for _, up := range []string{"edge-1", "edge-2", "ingest"} {
 		if _, ok := c.Services[up]; !ok {
 			t.Errorf("no service %s", up)
 		}
-		if !strings.Contains(conf, "server "+up+":8080") {
-			t.Errorf("lb config does not name %s:8080", up)
+		if !strings.Contains(conf, up+":8080") {
+			t.Errorf("the Caddyfile does not name %s:8080", up)
 		}
 		if _, ok := deps[up]; !ok {
 			t.Errorf("lb does not depend on %s", up)
 		}
 	}
-	// The WebSocket location upgrades and outlives the edge's 60 s idle
-	// timeout; producer routes go to ingest.
-	ws := location(t, conf, "= /v1/ws")
-	for _, want := range []string{"proxy_pass http://herald_edges", "proxy_http_version 1.1", "Upgrade $http_upgrade", "Connection $connection_upgrade", "proxy_read_timeout 1h"} {
-		if !strings.Contains(ws, want) {
-			t.Errorf("/v1/ws location lacks %q:\n%s", want, ws)
+	// Device endpoints go to both edges, streamed; producer routes go to
+	// ingest.
+	if !strings.Contains(conf, "@edges path /v1/ws /v1/sse /v1/ack\n") {
+		t.Errorf("the Caddyfile does not match the edges' paths")
+	}
+	edges := block(t, conf, "handle @edges")
+	for _, want := range []string{"reverse_proxy edge-1:8080 edge-2:8080", "flush_interval -1", "lb_try_duration"} {
+		if !strings.Contains(edges, want) {
+			t.Errorf("handle @edges lacks %q:\n%s", want, edges)
 		}
 	}
-	for _, loc := range []string{"/v1/users/", "= /v1/messages"} {
-		if !strings.Contains(location(t, conf, loc), "proxy_pass http://herald_ingest") {
-			t.Errorf("location %s does not go to ingest", loc)
-		}
+	if !strings.Contains(conf, "@ingest path /v1/users/* /v1/messages\n") || !strings.Contains(block(t, conf, "handle @ingest"), "reverse_proxy ingest:8080") {
+		t.Errorf("producer routes do not go to ingest")
 	}
-	up := block(t, conf, "upstream herald_edges")
-	if !strings.Contains(up, "edge-1:8080") || !strings.Contains(up, "edge-2:8080") {
-		t.Errorf("upstream herald_edges:\n%s", up)
+	if strings.Contains(block(t, conf, "handle @ingest"), "retry_match") {
+		t.Errorf("ingest requests are retried by the proxy; a retry is the producer's, with its Idempotency-Key")
 	}
 }
 
@@ -381,13 +458,8 @@ func TestDockerfile(t *testing.T) {
 	}
 }
 
-// location returns the body of nginx's `location <match> { … }`.
-func location(t *testing.T, conf, match string) string {
-	t.Helper()
-	return block(t, conf, "location "+match)
-}
-
-// block returns the text between the brace after head and its match.
+// block returns the text between the brace after head and its match (an
+// nginx or Caddyfile block).
 func block(t *testing.T, conf, head string) string {
 	t.Helper()
 	i := strings.Index(conf, head+" {")

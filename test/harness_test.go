@@ -151,7 +151,8 @@ func buildEdge(t testing.TB, nc *nats.Conn, cfg config.Config) (es *edge.Server,
 		t.Fatal(err)
 	}
 	reg = prometheus.NewRegistry()
-	es, err = edge.New(edge.Options{Edge: cfg.Edge, Engine: eng, Tokens: v, Registerer: reg})
+	es, err = edge.New(edge.Options{Edge: cfg.Edge, Engine: eng, Tokens: v, Registerer: reg,
+		Control: nc, Subjects: streams.Subjects{Prefix: cfg.Stream.Prefix}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -290,7 +290,12 @@ func (a *app) inProcessTarget(cfg config.Config, viaNATS bool, log *slog.Logger)
 		return t, nil, fmt.Errorf("cmd: bench: listen: %w", err)
 	}
 	cleanup = append(cleanup, func() { _ = ln.Close() })
-	srv, err := startEmbedded(&cfg, log)
+	// The in-process server takes no anonymous clients either.
+	cfg.NATS.Token, cfg.NATS.User = "", natsServiceUser
+	if cfg.NATS.Password, err = randomSecret(); err != nil {
+		return t, nil, err
+	}
+	srv, err := startEmbedded(&cfg, natsUser{}, log)
 	if err != nil {
 		return t, nil, err
 	}
@@ -496,7 +501,8 @@ func (a *app) spawnTarget(ctx context.Context, cmd *cobra.Command, cfg *config.C
 	t.Procs = []bench.Proc{{Name: "herald serve (edge+ingest+NATS)", PID: child.Process.Pid}}
 	if f.viaNATS {
 		ncfg := *cfg
-		ncfg.NATS.URL = natsURL
+		// The child's NATS takes its service user, from its data dir.
+		ncfg.NATS.URL, ncfg.DataDir = natsURL, dir
 		conn, err := connectNATS(&ncfg, "herald-bench", log, nil)
 		if err != nil {
 			return t, nil, err

@@ -55,7 +55,7 @@ func TestConfigPrecedence(t *testing.T) {
 	secrets := map[string]string{}
 	for _, n := range []string{"yaml", "env", "flag"} {
 		dirs[n] = t.TempDir()
-		c, _, err := loadOrCreateCredentials(dirs[n])
+		c, _, err := loadOrCreateCredentials(dirs[n], need{key: true, secret: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/herald-push/herald/config"
@@ -18,13 +20,28 @@ import (
 const credsFile = "credentials.json"
 
 // credentials are what serve generates in a data dir on first use: one
-// producer key and one JWT secret, kept in <data-dir>/credentials.json so
-// that a restart reuses them. serve uses whichever is not configured.
+// producer key, one JWT secret and the passwords of the embedded NATS
+// server's two users, kept in <data-dir>/credentials.json so that a restart
+// reuses them. serve uses whichever is not configured.
 type credentials struct {
-	ProducerKey string    `json:"producer_key"`
-	JWTSecret   string    `json:"jwt_secret"`
-	Created     time.Time `json:"created"`
+	ProducerKey string `json:"producer_key"`
+	JWTSecret   string `json:"jwt_secret"`
+	// NATSPassword is the service user's (natsServiceUser): Herald's own
+	// roles and tools. ProducerNATSPassword is the publish-only user's
+	// (natsProducerUser). Files written before these existed lack them;
+	// loadOrCreateCredentials adds them.
+	NATSPassword         string    `json:"nats_password,omitempty"`
+	ProducerNATSPassword string    `json:"producer_nats_password,omitempty"`
+	Created              time.Time `json:"created"`
 }
+
+// The users of serve's embedded NATS server (SPEC §9): the service user
+// may do anything; the producer user may only publish to users' subjects
+// and read its own reply inbox (streams.ProducerInbox).
+const (
+	natsServiceUser  = "herald"
+	natsProducerUser = "producer"
+)
 
 // randomSecret returns 32 random bytes, base64url without padding.
 func randomSecret() (string, error) {
@@ -36,7 +53,7 @@ func randomSecret() (string, error) {
 }
 
 // readCredentials reads <dir>/credentials.json; fs.ErrNotExist (wrapped)
-// when there is none.
+// when there is none. A field serve did not need is empty.
 func readCredentials(dir string) (credentials, error) {
 	var c credentials
 	b, err := os.ReadFile(filepath.Join(dir, credsFile))
@@ -46,30 +63,43 @@ func readCredentials(dir string) (credentials, error) {
 	if err := json.Unmarshal(b, &c); err != nil {
 		return c, fmt.Errorf("cmd: read credentials %s: %w", filepath.Join(dir, credsFile), err)
 	}
-	if c.ProducerKey == "" || c.JWTSecret == "" {
-		return c, fmt.Errorf("cmd: read credentials %s: producer_key or jwt_secret is empty", filepath.Join(dir, credsFile))
-	}
 	return c, nil
 }
 
-// loadOrCreateCredentials returns the credentials in dir, creating them
-// (directory 0700, file 0600) when there are none. created says whether
-// they are new.
-func loadOrCreateCredentials(dir string) (c credentials, created bool, err error) {
+// need says which secrets of the credentials file serve uses: only those
+// are generated, so that the file never holds a producer key or JWT secret
+// that the configuration replaces (a client command falling back on the
+// file would use it and fail).
+type need struct {
+	key, secret, nats bool
+}
+
+// loadOrCreateCredentials returns the credentials in dir, generating the
+// needed ones that are missing and writing the file (directory 0700, file
+// 0600). created says whether a needed secret was generated now.
+func loadOrCreateCredentials(dir string, n need) (c credentials, created bool, err error) {
 	c, err = readCredentials(dir)
-	if err == nil {
+	switch {
+	case err == nil:
+	case errors.Is(err, fs.ErrNotExist):
+		c.Created = time.Now().UTC().Truncate(time.Second)
+	default:
+		return c, false, err
+	}
+	for _, f := range []struct {
+		want bool
+		v    *string
+	}{{n.key, &c.ProducerKey}, {n.secret, &c.JWTSecret}, {n.nats, &c.NATSPassword}, {n.nats, &c.ProducerNATSPassword}} {
+		if f.want && *f.v == "" {
+			if *f.v, err = randomSecret(); err != nil {
+				return c, false, err
+			}
+			created = true
+		}
+	}
+	if !created {
 		return c, false, nil
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return c, false, err
-	}
-	if c.ProducerKey, err = randomSecret(); err != nil {
-		return c, false, err
-	}
-	if c.JWTSecret, err = randomSecret(); err != nil {
-		return c, false, err
-	}
-	c.Created = time.Now().UTC().Truncate(time.Second)
 	b, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
 		return c, false, fmt.Errorf("cmd: write credentials: %w", err)
@@ -81,6 +111,59 @@ func loadOrCreateCredentials(dir string) (c credentials, created bool, err error
 		return c, false, fmt.Errorf("cmd: write credentials: %w", err)
 	}
 	return c, true, nil
+}
+
+// natsUser is a user of the embedded NATS server.
+type natsUser struct {
+	name, password string
+}
+
+// fillNATSUsers gives serve the users of its embedded NATS server (SPEC §9:
+// no anonymous clients). Unless nats.token is configured (then the server
+// takes that token and nothing else), Herald's own connection is nats.user
+// (else the service user with the generated password), and the publish-only
+// producer user it returns gets the generated producer password.
+func fillNATSUsers(cfg *config.Config) (producer natsUser, err error) {
+	if cfg.NATS.Token != "" {
+		return natsUser{}, nil
+	}
+	c, _, err := loadOrCreateCredentials(cfg.DataDir, need{nats: true})
+	if err != nil {
+		return natsUser{}, err
+	}
+	if cfg.NATS.User == "" {
+		cfg.NATS.User, cfg.NATS.Password = natsServiceUser, c.NATSPassword
+	}
+	return natsUser{name: natsProducerUser, password: c.ProducerNATSPassword}, nil
+}
+
+// natsAuthFromDataDir gives a client command with no NATS credentials
+// configured the ones serve generated in the data dir, if there are any:
+// the producer user for producer, else the service user.
+func natsAuthFromDataDir(cfg *config.Config, producer bool) {
+	n := &cfg.NATS
+	if n.Token != "" || n.User != "" || n.Creds != "" {
+		return
+	}
+	c, err := readCredentials(cfg.DataDir)
+	if err != nil || c.NATSPassword == "" {
+		return
+	}
+	n.User, n.Password = natsServiceUser, c.NATSPassword
+	if producer {
+		n.User, n.Password = natsProducerUser, c.ProducerNATSPassword
+	}
+}
+
+// printNATSProducer prints the producer user of serve's embedded NATS
+// server with a ready publish line.
+func printNATSProducer(w io.Writer, natsURL string, producer natsUser) error {
+	if producer.name == "" || !strings.HasPrefix(natsURL, "nats://") {
+		return nil
+	}
+	_, err := fmt.Fprintf(w, "\nPublish straight to NATS (user %s may only publish to users' subjects):\n  go run ./cmd/herald publish --nats --nats-url %s --nats-user %s --nats-password %s --user alice 'hello'\n",
+		producer.name, natsURL, producer.name, producer.password)
+	return err
 }
 
 // writeFileAtomic writes data to a temporary file next to path and renames
@@ -115,6 +198,9 @@ func jwtSecret(cfg *config.Config) (string, error) {
 		return cfg.Auth.JWTSecret, nil
 	}
 	c, err := generatedCredentials(cfg.DataDir, "cmd: no JWT secret: set auth.jwt_secret (HERALD_JWT_SECRET)")
+	if err == nil && c.JWTSecret == "" {
+		err = fmt.Errorf("cmd: no JWT secret: set auth.jwt_secret (HERALD_JWT_SECRET); serve in %s uses a configured one", cfg.DataDir)
+	}
 	return c.JWTSecret, err
 }
 
@@ -125,6 +211,9 @@ func producerKey(cfg *config.Config) (string, error) {
 		return cfg.Ingest.ProducerKeys[0], nil
 	}
 	c, err := generatedCredentials(cfg.DataDir, "cmd: no producer key: pass --key, set ingest.producer_keys (HERALD_PRODUCER_KEYS)")
+	if err == nil && c.ProducerKey == "" {
+		err = fmt.Errorf("cmd: no producer key: pass --key, set ingest.producer_keys (HERALD_PRODUCER_KEYS); serve in %s uses a configured one", cfg.DataDir)
+	}
 	return c.ProducerKey, err
 }
 

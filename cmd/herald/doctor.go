@@ -32,7 +32,10 @@ JetStream account usage, and for the stream and the devices bucket:
 replicas, leader, and each replica's state (current, lag, last
 seen). A per-server summary follows. Exits with an error listing the
 problems found (no leader, a replica offline or behind, fewer peers than
-replicas, a missing stream or bucket).`,
+replicas, a missing stream or bucket). A replica the leader has not heard
+from for 5 s counts as offline. A report with problems is taken again, up
+to 3 times 1 s apart, and the last one is printed: a replica catching up or
+an election in progress is not reported.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := a.loadConfig(cmd)
@@ -101,17 +104,38 @@ const (
 	replicaOffline = "offline"
 )
 
-// replicaState is the state of a replica that is offline or current as
-// the stream's cluster info says.
-func replicaState(offline, current bool) string {
+// unreachableAfter is how long a replica may go unheard by its leader
+// before it counts as offline: the leader hears from a live one every
+// second (Raft heartbeats), busy or idle. A server killed without a goodbye
+// stays "not offline", even "current", in the cluster info for a while
+// (seen: current, active 9 s ago).
+const unreachableAfter = 5 * time.Second
+
+// replicaState is the state of a replica from the stream's cluster info:
+// offline when the cluster says so, or, while the stream has a leader (what
+// active measures), when the leader has not heard from it for
+// unreachableAfter or it is not current and the leader never heard from it
+// (active 0); else behind when not current.
+func replicaState(offline, current bool, active time.Duration, leader bool) string {
 	switch {
 	case offline:
+		return replicaOffline
+	case leader && (active > unreachableAfter || !current && active == 0):
 		return replicaOffline
 	case !current:
 		return replicaBehind
 	}
 	return replicaCurrent
 }
+
+// Re-checks of a report with problems: a replica that is catching up (a
+// fresh cluster, a moment of load) is current again within a heartbeat or
+// two, and an election ends within seconds; what is still wrong at the last
+// look is reported.
+const (
+	doctorRechecks      = 3
+	doctorRecheckPeriod = time.Second
+)
 
 // serverReport is one server named by a stream's cluster info.
 type serverReport struct {
@@ -147,10 +171,36 @@ func (a *app) doctor(ctx context.Context, cfg config.Config, wait time.Duration,
 	return nil
 }
 
-// diagnose gathers the report. It fails (and is retried) only when the
-// JetStream account cannot be read at all; anything else is a problem in
-// the report.
+// unheard says when the leader last heard from a replica.
+func unheard(active time.Duration) string {
+	if active == 0 {
+		return "not heard from by the leader"
+	}
+	return fmt.Sprintf("last heard %v ago", active.Round(time.Millisecond))
+}
+
+// diagnose gathers the report, looking again (up to doctorRechecks times)
+// while it shows a problem, and returns the last look. It fails (and
+// is retried) only when the JetStream account cannot be read at all;
+// anything else is a problem in the report.
 func diagnose(ctx context.Context, js jetstream.JetStream, cfg *config.Config) (*doctorReport, error) {
+	for i := 0; ; i++ {
+		rep, err := diagnoseOnce(ctx, js, cfg)
+		if err != nil || i == doctorRechecks || len(rep.Problems) == 0 {
+			return rep, err
+		}
+		t := time.NewTimer(doctorRecheckPeriod)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return rep, nil
+		case <-t.C:
+		}
+	}
+}
+
+// diagnoseOnce is one look at the account, the stream and the bucket.
+func diagnoseOnce(ctx context.Context, js jetstream.JetStream, cfg *config.Config) (*doctorReport, error) {
 	nc := js.Conn()
 	ai, err := js.AccountInfo(ctx)
 	if err != nil {
@@ -203,11 +253,11 @@ func (rep *doctorReport) inspect(ctx context.Context, js jetstream.JetStream, na
 			sr.Peers = append(sr.Peers, replicaReport{Name: c.Leader, Leader: true, Current: true, State: replicaCurrent})
 		}
 		for _, p := range c.Replicas {
-			state := replicaState(p.Offline, p.Current)
+			state := replicaState(p.Offline, p.Current, p.Active, c.Leader != "")
 			sr.Peers = append(sr.Peers, replicaReport{Name: p.Name, Current: p.Current, Offline: p.Offline, Lag: p.Lag, Active: p.Active, State: state})
 			switch state {
 			case replicaOffline:
-				rep.Problems = append(rep.Problems, fmt.Sprintf("stream %s: replica %s is offline", name, p.Name))
+				rep.Problems = append(rep.Problems, fmt.Sprintf("stream %s: replica %s is offline (%s)", name, p.Name, unheard(p.Active)))
 			case replicaBehind:
 				rep.Problems = append(rep.Problems, fmt.Sprintf("stream %s: replica %s is behind (lag %d)", name, p.Name, p.Lag))
 			}
@@ -279,7 +329,7 @@ func printDoctor(w io.Writer, rep *doctorReport) error {
 			case p.Leader:
 				fmt.Fprintf(tw, "  peer\t%s: leader\n", p.Name)
 			case p.State == replicaOffline:
-				fmt.Fprintf(tw, "  peer\t%s: offline, lag %d, last seen %v ago\n", p.Name, p.Lag, p.Active.Round(time.Millisecond))
+				fmt.Fprintf(tw, "  peer\t%s: offline, lag %d, %s\n", p.Name, p.Lag, unheard(p.Active))
 			default:
 				fmt.Fprintf(tw, "  peer\t%s: %s, lag %d, active %v ago\n", p.Name, p.State, p.Lag, p.Active.Round(time.Millisecond))
 			}

@@ -6,10 +6,12 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/streams"
@@ -22,9 +24,10 @@ const embeddedReadyTimeout = 15 * time.Second
 // JetStream with its store in <data-dir>/nats, the client port at
 // nats.embedded_listen ("off": no port, in-process clients only; port 0: a
 // free port), no signal handlers, JetStream's fsync policy from
-// nats.sync_interval, and nats.token or nats.user/password required from
-// clients when configured.
-func embeddedOptions(cfg *config.Config) (*server.Options, error) {
+// nats.sync_interval, and no anonymous clients: nats.token, or the user
+// nats.user (any subject) plus producer when it has a name (publish to
+// users' subjects, subscribe to its own inbox, nothing else).
+func embeddedOptions(cfg *config.Config, producer natsUser) (*server.Options, error) {
 	syncInterval, syncAlways, err := cfg.NATS.Sync()
 	if err != nil {
 		return nil, fmt.Errorf("cmd: nats.sync_interval: %w", err)
@@ -65,15 +68,51 @@ func embeddedOptions(cfg *config.Config) (*server.Options, error) {
 	case cfg.NATS.Token != "":
 		o.Authorization = cfg.NATS.Token
 	case cfg.NATS.User != "":
-		o.Username, o.Password = cfg.NATS.User, cfg.NATS.Password
+		svc, err := bcryptPassword(cfg.NATS.Password)
+		if err != nil {
+			return nil, err
+		}
+		o.Users = []*server.User{{Username: cfg.NATS.User, Password: svc}}
+		if producer.name != "" {
+			prod, err := bcryptPassword(producer.password)
+			if err != nil {
+				return nil, err
+			}
+			sub := streams.Subjects{Prefix: cfg.Stream.Prefix}
+			o.Users = append(o.Users, &server.User{
+				Username: producer.name,
+				Password: prod,
+				Permissions: &server.Permissions{
+					Publish:   &server.SubjectPermission{Allow: []string{strings.TrimSuffix(sub.AllUsers(), "*") + ">"}},
+					Subscribe: &server.SubjectPermission{Allow: []string{streams.ProducerInbox + ".>"}},
+				},
+			})
+		}
+	default:
+		return nil, fmt.Errorf("cmd: embedded nats: no credentials for its clients (nats.token or nats.user)")
 	}
 	return o, nil
 }
 
+// bcryptPassword is the form of a password the server keeps (it warns about
+// plain ones). The passwords are random or the operator's; the lowest cost
+// keeps each client's authentication cheap. bcrypt takes at most 72 bytes:
+// a longer password stays plain.
+func bcryptPassword(p string) (string, error) {
+	if len(p) > 72 {
+		return p, nil
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(p), bcrypt.MinCost)
+	if err != nil {
+		return "", fmt.Errorf("cmd: embedded nats: password: %w", err)
+	}
+	return string(h), nil
+}
+
 // startEmbedded starts the embedded server and waits until it takes
 // clients. The caller owns it: Shutdown and WaitForShutdown.
-func startEmbedded(cfg *config.Config, log *slog.Logger) (*server.Server, error) {
-	opts, err := embeddedOptions(cfg)
+func startEmbedded(cfg *config.Config, producer natsUser, log *slog.Logger) (*server.Server, error) {
+	opts, err := embeddedOptions(cfg, producer)
 	if err != nil {
 		return nil, err
 	}

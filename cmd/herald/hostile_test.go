@@ -37,7 +37,8 @@ const (
 func hostileServe(t *testing.T, extra ...string) (*proc, jetstream.Stream) {
 	t.Helper()
 	env := []string{"HERALD_PRODUCER_KEYS=" + hostileKey + "," + hostileKey2, "HERALD_JWT_SECRET=" + hostileJWT}
-	args := []string{"serve", "--data-dir", filepath.Join(t.TempDir(), "data"), "--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0",
+	dir := filepath.Join(t.TempDir(), "data")
+	args := []string{"serve", "--data-dir", dir, "--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0",
 		"--set", "ingest.rate_limit=1", "--set", "ingest.rate_burst=200",
 		"--set", "edge.ip_connect_rate=1", "--set", "edge.ip_connect_burst=200",
 		"--set", "edge.allowed_origins=https://app.example.com",
@@ -50,7 +51,11 @@ func hostileServe(t *testing.T, extra ...string) (*proc, jetstream.Stream) {
 	if m == nil {
 		t.Fatalf("no NATS URL in:\n%s", p.stdout.String())
 	}
-	nc, err := nats.Connect(m[1])
+	creds, err := readCredentials(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(m[1], nats.UserInfo(natsServiceUser, creds.NATSPassword))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,13 +23,23 @@ const (
 
 // connectOptions returns the nats.go options of a client connection named
 // name: the credentials (token, user and password, or a creds file), TLS
-// (CA, client certificate and key), the connect timeout, and reconnects that
+// (CA, client certificate and key), the connect timeout, the ping interval
+// and outstanding pings that declare a silent server dead, and reconnects that
 // never give up, paced by reconnectWait with jitter. The TLS files are read
 // when the options are applied (by nats.Connect), not here.
 func connectOptions(n config.NATS, name string) []nats.Option {
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.Timeout(n.Timeout),
+		nats.PingInterval(n.PingInterval),
+		nats.MaxPingsOutstanding(n.MaxPingsOut),
+		// A write to a server that stopped reading holds the connection's
+		// lock; nats.go's default (1 min) would stall every caller, pings
+		// included, that long. A write that times out drops the connection
+		// (what was buffered is lost, as with any write error; JetStream
+		// publishes and requests then time out and are retried).
+		nats.FlusherTimeout(n.Timeout),
+		nats.ReconnectOnFlusherError(),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(reconnectWait),
 		nats.ReconnectJitter(reconnectJitter, reconnectJitterTLS),
@@ -63,8 +73,9 @@ type natsConn struct {
 	last error
 }
 
-// connectNATS connects to cfg.NATS as name, or in-process to srv when it
-// is not nil, logging connection changes (a failing reconnect once per
+// connectNATS connects to cfg.NATS as name (with the service user serve
+// generated in the data dir when no NATS credentials are configured), or
+// in-process to srv when it is not nil, logging connection changes (a failing reconnect once per
 // distinct error). extra options come last (nats.RetryOnFailedConnect).
 func connectNATS(cfg *config.Config, name string, log *slog.Logger, srv *server.Server, extra ...nats.Option) (*natsConn, error) {
 	c := &natsConn{closed: make(chan struct{}), log: log.With("component", "nats")}
@@ -74,6 +85,11 @@ func connectNATS(cfg *config.Config, name string, log *slog.Logger, srv *server.
 			return "in-process"
 		}
 		return nc.ConnectedUrlRedacted()
+	}
+	if srv == nil {
+		c := *cfg
+		natsAuthFromDataDir(&c, false)
+		cfg = &c
 	}
 	opts := append(connectOptions(cfg.NATS, name),
 		nats.ConnectHandler(func(nc *nats.Conn) { c.setLast(nil); c.log.Info("connected", "url", where(nc)) }),

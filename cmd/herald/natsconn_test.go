@@ -2,6 +2,7 @@ package main
 
 import (
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -30,6 +31,9 @@ func TestConnectOptions(t *testing.T) {
 	}
 	if o.Timeout != c.NATS.Timeout {
 		t.Errorf("timeout = %v, want %v", o.Timeout, c.NATS.Timeout)
+	}
+	if o.PingInterval != 5*time.Second || o.MaxPingsOut != 3 {
+		t.Errorf("pings = every %v, %d outstanding; want 5s, 3", o.PingInterval, o.MaxPingsOut)
 	}
 
 	c.NATS.User, c.NATS.Token = "", "tok"

@@ -181,7 +181,10 @@ func (a *app) publishNATS(ctx context.Context, cfg *config.Config, f *publishFla
 		return fmt.Errorf("cmd: publish: the envelope is %d bytes, over ingest.max_message_bytes %d", len(payload), cfg.Ingest.MaxMessageBytes)
 	}
 	log := newLogger(cfg.Log, a.stderr)
-	conn, err := connectNATS(cfg, "herald-cli", log, nil)
+	// With no NATS credentials configured, the producer user serve
+	// generated in the data dir, if any; it may read only its own inbox.
+	natsAuthFromDataDir(cfg, true)
+	conn, err := connectNATS(cfg, "herald-cli", log, nil, nats.CustomInboxPrefix(streams.ProducerInbox))
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -70,8 +71,24 @@ type node struct {
 	metrics http.Handler // /metrics, also on the admin listener
 	log     *slog.Logger
 
-	readyMu   sync.Mutex // guards lastReady; held only to swap it
-	lastReady string
+	readyMu    sync.Mutex // guards lastReady and readyCall; held only to swap them
+	lastReady  string
+	readyCall  *readyCheck    // the check in flight, nil when none
+	readyProbe sync.WaitGroup // the goroutines of readyCheck; run waits for them
+}
+
+// readyzTimeout bounds the answer of /readyz. A server that stopped reading
+// (hung, not dead) can hold the client connection's lock while a write
+// blocks (up to nats.timeout, the flusher timeout), so the check runs on
+// its own goroutine and a probe gets 503 when it does not finish in time.
+const readyzTimeout = 2 * time.Second
+
+// readyCheck is one readiness check shared by the probes that arrive while
+// it runs, so that a stuck connection holds at most one goroutine.
+type readyCheck struct {
+	done chan struct{} // closed when nats and err are set
+	nats string
+	err  error
 }
 
 // newNode builds the roles over nc. reg receives every metric.
@@ -117,7 +134,11 @@ func newNode(cfg config.Config, nc *nats.Conn, roles roleSet, log *slog.Logger, 
 		if err != nil {
 			return nil, err
 		}
-		es, err := edge.New(edge.Options{Edge: cfg.Edge, Engine: eng, Tokens: verifier, Logger: log, Registerer: reg})
+		es, err := edge.New(edge.Options{
+			Edge: cfg.Edge, Engine: eng, Tokens: verifier, Logger: log, Registerer: reg,
+			// Acks reach the device's sessions on every edge (SPEC §9).
+			Control: nc, Subjects: streams.Subjects{Prefix: cfg.Stream.Prefix},
+		})
 		if err != nil {
 			return nil, fmt.Errorf("cmd: edge: %w", err)
 		}
@@ -179,10 +200,13 @@ type readyStatus struct {
 	Error  string `json:"error,omitempty"`
 }
 
-// readyz answers 200 when NATS is connected and the stream exists, else 503.
+// readyz answers 200 when NATS is connected and the stream exists, else 503,
+// within readyzTimeout.
 func (n *node) readyz(w http.ResponseWriter, r *http.Request) {
-	st := readyStatus{Status: "ok", NATS: n.nc.Status().String(), Stream: n.cfg.Stream.Name}
-	if err := n.checkReady(r.Context()); err != nil {
+	st := readyStatus{Status: "ok", Stream: n.cfg.Stream.Name}
+	var err error
+	st.NATS, err = n.boundedReady(r.Context())
+	if err != nil {
 		st.Status, st.Error = "unavailable", err.Error()
 	}
 	code := http.StatusOK
@@ -191,6 +215,40 @@ func (n *node) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	n.noteReady(st.Error)
 	herald.WriteJSON(w, code, st)
+}
+
+// boundedReady runs checkReady (or joins the one running) and returns the
+// connection status and its result, or an error once readyzTimeout passed.
+func (n *node) boundedReady(ctx context.Context) (natsStatus string, err error) {
+	n.readyMu.Lock()
+	c := n.readyCall
+	if c == nil {
+		c = &readyCheck{done: make(chan struct{})}
+		n.readyCall = c
+		n.readyProbe.Add(1)
+		go func() {
+			defer n.readyProbe.Done()
+			cctx, cancel := context.WithTimeout(context.Background(), readyzTimeout)
+			defer cancel()
+			c.nats = n.nc.Status().String()
+			c.err = n.checkReady(cctx)
+			n.readyMu.Lock()
+			n.readyCall = nil
+			n.readyMu.Unlock()
+			close(c.done)
+		}()
+	}
+	n.readyMu.Unlock()
+	t := time.NewTimer(readyzTimeout)
+	defer t.Stop()
+	select {
+	case <-c.done:
+		return c.nats, c.err
+	case <-t.C:
+		return "UNKNOWN", fmt.Errorf("NATS did not answer within %v", readyzTimeout)
+	case <-ctx.Done():
+		return "UNKNOWN", fmt.Errorf("readyz: %w", ctx.Err())
+	}
 }
 
 func (n *node) checkReady(ctx context.Context) error {
@@ -263,7 +321,9 @@ func (n *node) run(ctx context.Context, ln net.Listener) error {
 		n.shutdown(hs)
 		return nil
 	})
-	return g.Wait()
+	err = g.Wait()
+	n.readyProbe.Wait()
+	return err
 }
 
 func (n *node) shutdown(hs *http.Server) {

@@ -87,7 +87,7 @@ func fillCredentials(cfg *config.Config) (generated, error) {
 	if !needKey && !needSecret {
 		return g, nil
 	}
-	c, created, err := loadOrCreateCredentials(cfg.DataDir)
+	c, created, err := loadOrCreateCredentials(cfg.DataDir, need{key: needKey, secret: needSecret})
 	if err != nil {
 		return g, err
 	}
@@ -115,6 +115,10 @@ func (a *app) serve(ctx context.Context, cfg config.Config) error {
 	if err != nil {
 		return err
 	}
+	producer, err := fillNATSUsers(&cfg)
+	if err != nil {
+		return err
+	}
 	if err := preflight(&cfg, roleSet{ingest: true, edge: true}); err != nil {
 		return err
 	}
@@ -124,7 +128,7 @@ func (a *app) serve(ctx context.Context, cfg config.Config) error {
 	}
 	defer ln.Close()
 
-	srv, err := startEmbedded(&cfg, log)
+	srv, err := startEmbedded(&cfg, producer, log)
 	if err != nil {
 		return err
 	}
@@ -160,6 +164,9 @@ func (a *app) serve(ctx context.Context, cfg config.Config) error {
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "nats", natsURL, "delivery", cfg.Edge.Delivery, "data_dir", cfg.DataDir)
 	if err := printBanner(a.stdout, &cfg, ln.Addr(), natsURL, gen); err != nil {
+		return err
+	}
+	if err := printNATSProducer(a.stdout, natsURL, producer); err != nil {
 		return err
 	}
 	if a.ready != nil {

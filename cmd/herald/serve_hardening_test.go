@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"log/slog"
 	"net"
 	"os"
@@ -32,8 +33,16 @@ func TestServeDataDirMode(t *testing.T) {
 	if st.Mode().Perm() != 0o700 {
 		t.Errorf("data dir mode %v, want 0700", st.Mode().Perm())
 	}
-	if _, err := os.Stat(filepath.Join(dir, credsFile)); err == nil {
-		t.Error("serve wrote credentials although auth is configured")
+	// The file holds the embedded NATS server's passwords; the producer
+	// key and JWT secret are the configured ones, not generated.
+	if b, err := os.ReadFile(filepath.Join(dir, credsFile)); err == nil {
+		var c struct {
+			ProducerKey string `json:"producer_key"`
+			JWTSecret   string `json:"jwt_secret"`
+		}
+		if err := json.Unmarshal(b, &c); err != nil || c.ProducerKey != "" || c.JWTSecret != "" {
+			t.Errorf("serve wrote a producer key or JWT secret although auth is configured: %s (%v)", b, err)
+		}
 	}
 	if err := p.stop(15 * time.Second); err != nil {
 		t.Fatal(err)
@@ -59,13 +68,14 @@ func TestEmbeddedSyncInterval(t *testing.T) {
 			cfg := config.Default()
 			cfg.DataDir = t.TempDir()
 			cfg.NATS.Embedded = "off"
+			cfg.NATS.User, cfg.NATS.Password = natsServiceUser, "sync-test-password-0123456789"
 			if err := cfg.Set("nats.sync_interval", tc.value); err != nil {
 				t.Fatal(err)
 			}
 			if err := cfg.Validate(); err != nil {
 				t.Fatal(err)
 			}
-			srv, err := startEmbedded(&cfg, slog.New(slog.DiscardHandler))
+			srv, err := startEmbedded(&cfg, natsUser{}, slog.New(slog.DiscardHandler))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -28,6 +28,8 @@ var (
 	headerRe = regexp.MustCompile(`-H "([^:"]+): ([^"]*)"`)
 	tokenRe  = regexp.MustCompile(`listen --user alice --device laptop(?: --url (\S+))? --token (\S+)`)
 	natsRe   = regexp.MustCompile(`NATS  (nats://\S+)`)
+	// natsPublishRe is the printed publish --nats line up to --user alice.
+	natsPublishRe = regexp.MustCompile(`herald (?:publish --nats --nats-url (\S+) --nats-user producer --nats-password \S+ --user alice)`)
 )
 
 func parseCurl(t *testing.T, out string) curlLine {
@@ -139,11 +141,20 @@ func TestServeEndToEnd(t *testing.T) {
 	if nm == nil {
 		t.Fatalf("no NATS URL in:\n%s", out)
 	}
-	stdout, _, err = runCmd(t, nil, "publish", "--nats", "--nats-url", nm[1], "--user", "bob", "--id", "k-1", "body two")
+	// The printed publish --nats line (the producer user) works as printed.
+	pm := natsPublishRe.FindStringSubmatch(out)
+	if pm == nil || pm[1] != nm[1] {
+		t.Fatalf("no publish --nats line for %s in:\n%s", nm[1], out)
+	}
+	natsArgs := strings.Fields(pm[0])[1:]
+	natsArgs[len(natsArgs)-1] = "bob"
+	stdout, _, err = runCmd(t, nil, append(natsArgs, "--id", "k-1", "body two")...)
 	if err != nil || !strings.Contains(stdout, `"id":"k-1"`) {
 		t.Fatalf("publish --nats: %v %s", err, stdout)
 	}
-	stdout, _, err = runCmd(t, nil, "publish", "--nats", "--nats-url", nm[1], "--user", "bob", "--id", "k-1", "body two")
+	// Without credentials on the command line: the producer user from
+	// the data dir.
+	stdout, _, err = runCmd(t, nil, "publish", "--data-dir", dir, "--nats", "--nats-url", nm[1], "--user", "bob", "--id", "k-1", "body two")
 	if err != nil || !strings.Contains(stdout, `"duplicate":true`) {
 		t.Fatalf("publish --nats duplicate: %v %s", err, stdout)
 	}
@@ -151,7 +162,7 @@ func TestServeEndToEnd(t *testing.T) {
 	if len(hb.Messages) != 2 || hb.Messages[0].Title != "T1" || hb.Messages[1].Body != "body two" {
 		t.Fatalf("bob's history = %+v", hb)
 	}
-	stdout, _, err = runCmd(t, nil, "streams", "info", "--nats-url", nm[1])
+	stdout, _, err = runCmd(t, nil, "streams", "info", "--data-dir", dir, "--nats-url", nm[1])
 	if err != nil || !strings.Contains(stdout, "HERALD") || !regexp.MustCompile(`messages\s+3\b`).MatchString(stdout) {
 		t.Fatalf("streams info: %v\n%s", err, stdout)
 	}

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"testing"
+	"time"
+)
+
+func TestReplicaState(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		offline, current bool
+		active           time.Duration
+		leader           bool
+		want             string
+	}{
+		{"current", false, true, 200 * time.Millisecond, true, replicaCurrent},
+		{"current, active 0", false, true, 0, true, replicaCurrent},
+		{"catching up", false, false, 300 * time.Millisecond, true, replicaBehind},
+		{"offline as the cluster says", true, false, time.Second, true, replicaOffline},
+		// A server killed without a goodbye: not offline in the cluster
+		// info, but unheard.
+		{"never heard from by this leader", false, false, 0, true, replicaOffline},
+		{"unheard for longer than 5 s", false, false, 12 * time.Second, true, replicaOffline},
+		{"current as the info says, unheard for 9 s", false, true, 9 * time.Second, true, replicaOffline},
+		// During an election the info comes from a follower: active says
+		// nothing.
+		{"no leader, never heard", false, false, 0, false, replicaBehind},
+		{"no leader, offline as the cluster says", true, false, 0, false, replicaOffline},
+	} {
+		if got := replicaState(tc.offline, tc.current, tc.active, tc.leader); got != tc.want {
+			t.Errorf("%s: replicaState(%v, %v, %v, leader %v) = %s, want %s", tc.name, tc.offline, tc.current, tc.active, tc.leader, got, tc.want)
+		}
+	}
+}
