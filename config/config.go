@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Delivery engines (SPEC §1).
@@ -34,6 +36,7 @@ type Config struct {
 	Edge    Edge   `yaml:"edge"`
 	Log     Log    `yaml:"log"`
 	HTTP    HTTP   `yaml:"http"`
+	Compat  Compat `yaml:"compat"`
 }
 
 // NATS is how Herald connects to NATS, and for serve, where the embedded
@@ -144,6 +147,39 @@ type Edge struct {
 	Console bool `yaml:"console"`
 }
 
+// Compat configures the drop-in endpoints that let tools written for ntfy
+// and gotify publish to and subscribe from Herald unchanged (SPEC §12).
+type Compat struct {
+	// NTFY serves ntfy's publish and subscribe endpoints.
+	NTFY NTFY `yaml:"ntfy"`
+	// Gotify serves gotify's publish endpoint.
+	Gotify Gotify `yaml:"gotify"`
+}
+
+// NTFY configures the ntfy-compatible endpoints: PUT|POST /<topic> and the
+// JSON form POST / on ingest nodes, GET /<topic>/json, /sse and /ws on
+// edges. The topic is the user id.
+type NTFY struct {
+	// Enabled serves the endpoints; they never shadow /v1/…, /healthz,
+	// /readyz, /metrics or the console at /.
+	Enabled bool `yaml:"enabled"`
+}
+
+// Gotify configures the gotify-compatible endpoint POST /message on ingest
+// nodes.
+type Gotify struct {
+	// Enabled serves POST /message.
+	Enabled bool `yaml:"enabled"`
+	// Apps maps each gotify application token to the user its messages
+	// go to. The tokens are secrets, like producer keys. As an environment
+	// variable or flag: comma-separated token=user pairs.
+	Apps map[string]string `yaml:"apps"`
+}
+
+// MinGotifyTokenLen is the shortest compat.gotify.apps token accepted:
+// gotify's own application tokens are 15 characters.
+const MinGotifyTokenLen = 12
+
 // Log configures log/slog output.
 type Log struct {
 	Level  string `yaml:"level"`
@@ -221,9 +257,10 @@ func Default() Config {
 			IPConnectRate:     20,
 			IPConnectBurst:    50,
 		},
-		Auth: Auth{MaxTokenTTL: 30 * 24 * time.Hour},
-		Log:  Log{Level: "info", Format: "text"},
-		HTTP: HTTP{ReadHeaderTimeout: 10 * time.Second, BodyTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10, MaxBodyBytes: 8 << 20},
+		Auth:   Auth{MaxTokenTTL: 30 * 24 * time.Hour},
+		Compat: Compat{NTFY: NTFY{Enabled: true}, Gotify: Gotify{Enabled: true}},
+		Log:    Log{Level: "info", Format: "text"},
+		HTTP:   HTTP{ReadHeaderTimeout: 10 * time.Second, BodyTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10, MaxBodyBytes: 8 << 20},
 	}
 }
 
@@ -254,6 +291,7 @@ func (c *Config) Validate() error {
 	c.Ingest.validate(bad)
 	c.Auth.validate(bad)
 	c.Edge.validate(bad)
+	c.Compat.validate(bad)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -469,6 +507,21 @@ func (e *Edge) validate(bad badFunc) {
 		u, err := url.Parse(o)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
 			bad("edge.allowed_origins", o, `each must be "*" or an origin like https://app.example.com`)
+		}
+	}
+}
+
+func (c *Compat) validate(bad badFunc) {
+	// One problem is reported per kind; the tokens are never shown.
+	var badToken, badUser bool
+	for tok, user := range c.Gotify.Apps {
+		if !badToken && (len(tok) < MinGotifyTokenLen || strings.ContainsFunc(tok, unicode.IsSpace)) {
+			badToken = true
+			bad("compat.gotify.apps", "***", fmt.Sprintf("each application token must be at least %d characters without spaces", MinGotifyTokenLen))
+		}
+		if !badUser && (user == "" || len(user) > 256 || !utf8.ValidString(user) || strings.ContainsFunc(user, unicode.IsControl)) {
+			badUser = true
+			bad("compat.gotify.apps", user, "each user must be 1–256 bytes of UTF-8 without control characters")
 		}
 	}
 }
