@@ -28,6 +28,7 @@ type wsConn struct {
 	opts wsOptions
 
 	wmu sync.Mutex // held across each data frame's write (the pump's, the reader's error frames) and the closing frames
+	top uint64     // ntfy: the highest seq written since the last flush; under wmu
 
 	pingMu      sync.Mutex // held across a ping, so that run can wait for one in flight
 	ping        *time.Timer
@@ -39,6 +40,12 @@ type wsOptions struct {
 	pingInterval  time.Duration
 	idleTimeout   time.Duration
 	maxFrameBytes int
+	// ntfy: the frames are ntfy's events (ntfy.go), whose clients never
+	// ack: what is written is acked at each flush, client frames are
+	// read (they prove liveness) but not applied, and no error frame
+	// precedes a close.
+	ntfy bool
+	poll bool // end the session once the backlog is out (ntfy's poll=1)
 }
 
 var _ transport = (*wsConn)(nil)
@@ -49,17 +56,44 @@ func newWSConn(s *session, conn *websocket.Conn, opts wsOptions) *wsConn {
 
 // write writes a frame now, on the caller's goroutine; false when the
 // session has ended or the write failed (which ends it: 4008 when the
-// write timed out).
-func (c *wsConn) write(_ frameKind, _ uint64, frame []byte) bool {
+// write timed out). A nil frame is not written.
+func (c *wsConn) write(kind frameKind, seq uint64, frame []byte) bool {
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	if c.s.ctx.Err() != nil {
+		c.wmu.Unlock()
 		return false
 	}
-	return c.writeMessage(websocket.TextMessage, frame)
+	if frame != nil && !c.writeMessage(websocket.TextMessage, frame) {
+		c.wmu.Unlock()
+		return false
+	}
+	if kind == kindMessage && c.opts.ntfy {
+		c.top = max(c.top, seq)
+	}
+	c.wmu.Unlock()
+	if kind == kindSynced && c.opts.poll {
+		c.flush()
+		c.s.close(CloseDone)
+	}
+	return true
 }
 
-func (c *wsConn) flush() bool { return true }
+// flush has nothing to send (each frame is written at once); for ntfy's
+// events it acks what was written since the last flush.
+func (c *wsConn) flush() bool {
+	if !c.opts.ntfy {
+		return true
+	}
+	c.wmu.Lock()
+	top := c.top
+	c.top = 0
+	c.wmu.Unlock()
+	if top != 0 {
+		c.s.metrics.acks.Inc()
+		_ = c.s.ack(top)
+	}
+	return true
+}
 
 // run serves the session until it has ended, the close frame is out
 // (bounded by a short deadline), the socket is closed and every goroutine
@@ -147,7 +181,7 @@ func (c *wsConn) writeClose() {
 		return
 	}
 	deadline := time.Now().Add(min(c.opts.writeTimeout, time.Second))
-	if r.clientCaused() {
+	if r.clientCaused() && !c.opts.ntfy {
 		_ = c.conn.SetWriteDeadline(deadline)
 		if c.conn.WriteMessage(websocket.TextMessage, encodeError(herald.Code(r.Text()), r.message())) != nil {
 			return
@@ -187,7 +221,7 @@ func (c *wsConn) readLoop() {
 			c.s.close(CloseClientGone)
 			return
 		}
-		if kind != websocket.TextMessage && kind != websocket.BinaryMessage {
+		if (kind != websocket.TextMessage && kind != websocket.BinaryMessage) || c.opts.ntfy {
 			continue
 		}
 		c.s.handleFrame(c, frame)
