@@ -22,6 +22,7 @@ import (
 	"github.com/herald-push/herald/edge"
 	"github.com/herald-push/herald/edge/token"
 	"github.com/herald-push/herald/ingest"
+	"github.com/herald-push/herald/ingest/compat"
 	"github.com/herald-push/herald/streams"
 )
 
@@ -111,13 +112,26 @@ func newNode(cfg config.Config, nc *nats.Conn, roles roleSet, log *slog.Logger, 
 			return nil, fmt.Errorf("cmd: ingest: %w", err)
 		}
 		h.Register(mux)
+		c, err := compat.New(h, compat.Options{Compat: cfg.Compat, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("cmd: %w", err)
+		}
+		c.Register(mux)
 	}
 	if roles.edge {
 		eng, err := newEngine(&cfg, js, log)
 		if err != nil {
 			return nil, err
 		}
-		es, err := edge.New(edge.Options{Edge: cfg.Edge, Engine: eng, Tokens: verifier, Logger: log, Registerer: reg})
+		eo := edge.Options{Edge: cfg.Edge, Engine: eng, Tokens: verifier, Logger: log, Registerer: reg}
+		if cfg.Compat.NTFY.Enabled {
+			eo.Ntfy = &edge.NtfyOptions{
+				Store:    streams.NewDirectGet(js, cfg.Stream.Name),
+				Subjects: streams.Subjects{Prefix: cfg.Stream.Prefix},
+				Timeout:  cfg.NATS.Timeout,
+			}
+		}
+		es, err := edge.New(eo)
 		if err != nil {
 			return nil, fmt.Errorf("cmd: edge: %w", err)
 		}
