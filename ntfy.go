@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -145,7 +146,7 @@ func ParseNtfyDuration(v string) (time.Duration, error) {
 	if i > 0 && i <= 9 {
 		if unit, ok := ntfyUnits[strings.ToLower(strings.TrimSpace(v[i:]))]; ok {
 			n, _ := strconv.Atoi(v[:i])
-			if n > 0 {
+			if n > 0 && time.Duration(n) <= math.MaxInt64/unit {
 				return time.Duration(n) * unit, nil
 			}
 		}
