@@ -404,8 +404,10 @@ func (ntfyEvents) event(b []byte, kind frameKind, seq uint64, frame []byte) []by
 		return b
 	case kind == kindMessage:
 		return appendEvent(b, "", seq, frame)
+	case kind == kindWelcome:
+		return appendEvent(b, herald.NtfyEventOpen, 0, frame)
 	}
-	return appendEvent(b, herald.NtfyEventOpen, 0, frame)
+	return appendEvent(b, kind.event(), 0, frame)
 }
 
 func (f ntfyEvents) ping() []byte {

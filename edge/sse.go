@@ -30,7 +30,8 @@ import (
 //	: ping                   a comment every ping interval
 //
 // Only message events carry an id, so an EventSource's Last-Event-ID is
-// always the seq of the last message it received. Last-Event-ID (or since)
+// always the seq of the last message it received. The same connection type
+// serves ntfy's streams (ntfy.go) with another eventFormat. Last-Event-ID (or since)
 // positions the feed exactly as since does on the WebSocket; that also acks
 // everything up to it. Other acks come by POST /v1/ack (ack.go), or, with
 // ack=auto, from the stream itself: each written and flushed message is
