@@ -521,7 +521,7 @@ func (c *Compat) validate(bad badFunc) {
 		}
 		if !badUser && (user == "" || len(user) > 256 || !utf8.ValidString(user) || strings.ContainsFunc(user, unicode.IsControl)) {
 			badUser = true
-			bad("compat.gotify.apps", user, "each user must be 1–256 bytes of UTF-8 without control characters")
+			bad("compat.gotify.apps", "(a user id, not shown)", "each user must be 1–256 bytes of UTF-8 without control characters")
 		}
 	}
 }

@@ -59,7 +59,8 @@
 // (none: Herald's default 5), extras (JSON only, an object) is kept as
 // data.extras. The answer is gotify's message JSON with the seq as id and
 // appid 0; errors, an unknown token's 401 first, are gotify's
-// {"error","errorCode","errorDescription"}.
+// {"error","errorCode","errorDescription"}. ingest.rate_limit, which is
+// per producer key, does not apply to application tokens.
 //
 // # Concurrency
 //
