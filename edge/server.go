@@ -15,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/herald-push/herald"
-	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/edge/token"
 	"github.com/herald-push/herald/streams"
 )
@@ -27,7 +26,7 @@ type TokenVerifier interface {
 
 // Options configure a Server.
 type Options struct {
-	Edge       config.Edge
+	Edge       Config
 	Engine     Engine
 	Tokens     TokenVerifier
 	Logger     *slog.Logger          // nil: discard

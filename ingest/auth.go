@@ -119,11 +119,11 @@ func (h *Handler) authReader(r *http.Request) (grant, error) {
 	if h.tokens == nil {
 		return grant{}, errBadKey
 	}
-	v, err := h.tokens.Verify(cred)
+	user, err := h.tokens.User(cred)
 	if err != nil {
 		return grant{}, herald.WrapError(herald.Unauthorized, err, "unknown producer key or invalid client token")
 	}
-	return grant{user: v.User}, nil
+	return grant{user: user}, nil
 }
 
 // allows reports whether the grant may read user's messages.

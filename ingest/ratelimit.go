@@ -9,7 +9,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/herald-push/herald"
-	"github.com/herald-push/herald/config"
 )
 
 // rateLimiter is a token bucket per producer key (ingest.rate_limit
@@ -24,7 +23,7 @@ type rateLimiter struct {
 }
 
 // newRateLimiter returns nil when the rate is unlimited.
-func newRateLimiter(c config.Ingest, keys int) *rateLimiter {
+func newRateLimiter(c Config, keys int) *rateLimiter {
 	if c.RateLimit <= 0 {
 		return nil
 	}

@@ -6,15 +6,13 @@ import (
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/herald-push/herald/config"
 )
 
 // Definition returns the JetStream configuration of the HERALD stream: one
 // subject per user, file storage, per-user message limit, direct get on and
 // a RePublish of every stored message to <prefix>.live.<token> (headers
 // only are not used: the live engine needs the payload).
-func Definition(c config.Stream) jetstream.StreamConfig {
+func Definition(c Config) jetstream.StreamConfig {
 	subj := Subjects{Prefix: c.Prefix}
 	maxBytes := c.MaxBytes
 	if maxBytes == 0 {
@@ -48,7 +46,7 @@ func Definition(c config.Stream) jetstream.StreamConfig {
 
 // Apply creates the stream or updates it to the definition; running it again
 // with the same configuration changes nothing.
-func Apply(ctx context.Context, js jetstream.JetStream, c config.Stream) (jetstream.Stream, error) {
+func Apply(ctx context.Context, js jetstream.JetStream, c Config) (jetstream.Stream, error) {
 	def := Definition(c)
 	s, err := js.CreateOrUpdateStream(ctx, def)
 	if err != nil {

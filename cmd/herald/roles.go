@@ -112,7 +112,7 @@ func newNode(cfg config.Config, nc *nats.Conn, roles roleSet, log *slog.Logger, 
 			return nil, fmt.Errorf("cmd: ingest: %w", err)
 		}
 		h.Register(mux)
-		c, err := compat.New(h, compat.Options{Compat: cfg.Compat, Logger: log})
+		c, err := compat.New(h, compat.Options{Config: cfg.Compat, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("cmd: %w", err)
 		}

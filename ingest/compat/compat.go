@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/ingest"
 	"github.com/herald-push/herald/streams"
 )
@@ -25,9 +24,9 @@ var _ Publisher = (*ingest.Handler)(nil)
 
 // Options configure a Handler.
 type Options struct {
-	// Compat switches each protocol on and holds gotify's application
+	// Config switches each protocol on and holds gotify's application
 	// tokens.
-	Compat config.Compat
+	Config Config
 	// Logger receives the package's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -46,7 +45,7 @@ func New(pub Publisher, opts Options) (*Handler, error) {
 	if pub == nil {
 		return nil, errors.New("compat: new: no publisher")
 	}
-	for _, user := range opts.Compat.Gotify.Apps {
+	for _, user := range opts.Config.Gotify.Apps {
 		if err := streams.ValidateUser(user); err != nil {
 			return nil, fmt.Errorf("compat: new: compat.gotify.apps: %w", err)
 		}
@@ -55,9 +54,9 @@ func New(pub Publisher, opts Options) (*Handler, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Handler{pub: pub, ntfy: opts.Compat.NTFY.Enabled, log: log.With("component", "compat")}
-	if opts.Compat.Gotify.Enabled {
-		c.apps = newGotifyApps(opts.Compat.Gotify.Apps)
+	c := &Handler{pub: pub, ntfy: opts.Config.NTFY.Enabled, log: log.With("component", "compat")}
+	if opts.Config.Gotify.Enabled {
+		c.apps = newGotifyApps(opts.Config.Gotify.Apps)
 	}
 	return c, nil
 }
