@@ -85,8 +85,14 @@ const (
 	ntfyWS
 )
 
-// registerNtfy adds the ntfy subscribe routes to mux.
-func (s *Server) registerNtfy(mux *http.ServeMux) {
+// RegisterNtfy adds the ntfy subscribe routes to mux when Options.Ntfy is
+// set. GET /<topic>/json is as general as a path of two segments: serve
+// mux only with what Herald's own routes (Register) leave, as cmd/herald
+// does; a topic "v1" still gets Herald's 404.
+func (s *Server) RegisterNtfy(mux *http.ServeMux) {
+	if s.opts.Ntfy == nil {
+		return
+	}
 	mux.HandleFunc("GET /{topic}/json", func(w http.ResponseWriter, r *http.Request) { s.handleNtfy(w, r, ntfyJSON) })
 	mux.HandleFunc("GET /{topic}/sse", func(w http.ResponseWriter, r *http.Request) { s.handleNtfy(w, r, ntfySSE) })
 	mux.HandleFunc("GET /{topic}/ws", func(w http.ResponseWriter, r *http.Request) { s.handleNtfy(w, r, ntfyWS) })

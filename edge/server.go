@@ -127,17 +127,14 @@ func New(opts Options) (*Server, error) {
 }
 
 // Register adds the edge routes to mux: the device endpoints, the
-// JavaScript client, unless edge.console is false the console (web.go),
-// and with Options.Ntfy ntfy's subscribe endpoints (ntfy.go).
+// JavaScript client and, unless edge.console is false, the console
+// (web.go). ntfy's endpoints have RegisterNtfy.
 func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/ws", s.handleWS)
 	mux.HandleFunc("GET /v1/sse", s.handleSSE)
 	mux.HandleFunc("POST /v1/ack", s.handleAck)
 	mux.HandleFunc("OPTIONS /v1/ack", s.handleAckPreflight)
 	s.web.register(mux)
-	if s.opts.Ntfy != nil {
-		s.registerNtfy(mux)
-	}
 }
 
 func (s *Server) shardOf(user string) *shard {

@@ -61,10 +61,11 @@ func New(pub Publisher, opts Options) (*Handler, error) {
 	return c, nil
 }
 
-// Register adds the routes of the protocols that are on to mux. None of
-// them is more general than a route of Herald's own, so they never take a
-// request from one; a topic that would name one of Herald's paths is
-// refused (herald.NtfyTopicReserved).
+// Register adds the routes of the protocols that are on to mux. PUT|POST
+// /<topic> is as general as a path of one segment: serve mux only with what
+// Herald's own routes leave, as cmd/herald does. A topic that names one of
+// Herald's paths is refused (herald.NtfyTopicReserved), and a topic "v1"
+// gets Herald's own 404.
 func (c *Handler) Register(mux *http.ServeMux) {
 	if c.ntfy {
 		topic := c.ntfyEndpoint(c.ntfyTopic)
