@@ -208,10 +208,5 @@ func writeGotifyError(w http.ResponseWriter, c *Handler, err error) {
 	if e.Status != 0 {
 		status = e.Status
 	}
-	var he *herald.Error
-	msg := e.Message
-	if !errors.As(err, &he) {
-		msg = "internal error"
-	}
-	herald.WriteJSON(w, status, gotifyError{Error: http.StatusText(status), ErrorCode: status, ErrorDescription: msg})
+	herald.WriteJSON(w, status, gotifyError{Error: http.StatusText(status), ErrorCode: status, ErrorDescription: e.Message})
 }
