@@ -287,7 +287,7 @@ func (s *Server) serveSession(ss *session, out transport, name string, run func(
 	conns := s.metrics.conns[name]
 	conns.Inc()
 	defer conns.Dec()
-	if !out.write(kindWelcome, 0, ss.codec.welcome(ss.dev, ss.start)) {
+	if !out.write(kindWelcome, 0, ss.codec.welcome(ss.dev, ss.start)) || !out.flush() {
 		ss.close(CloseSlow)
 	}
 	run()
@@ -342,13 +342,14 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, cr connRequest,
 		spec.reject(w, err)
 		return
 	}
-	conn, err := s.up.Upgrade(w, r, nil)
+	cw := &corkWriter{ResponseWriter: w}
+	conn, err := s.up.Upgrade(cw, r, nil)
 	if err != nil {
 		_ = feed.Close() // the upgrader already answered
 		return
 	}
 	ss := newSession(s.ctx, cr.dev, feed, spec.codec, s.log, s.metrics)
-	c := newWSConn(ss, conn, wsOptions{
+	c := newWSConn(ss, conn, cw.conn, wsOptions{
 		writeTimeout:  s.opts.Edge.WriteTimeout,
 		pingInterval:  s.opts.Edge.PingInterval,
 		idleTimeout:   s.opts.Edge.IdleTimeout,

@@ -25,6 +25,7 @@ import (
 type wsConn struct {
 	s    *session
 	conn *websocket.Conn
+	cc   *corkConn // conn's socket; nil: every frame is written at once
 	opts wsOptions
 
 	wmu sync.Mutex // held across each data frame's write (the pump's, the reader's error frames) and the closing frames
@@ -50,22 +51,27 @@ type wsOptions struct {
 
 var _ transport = (*wsConn)(nil)
 
-func newWSConn(s *session, conn *websocket.Conn, opts wsOptions) *wsConn {
-	return &wsConn{s: s, conn: conn, opts: opts}
+func newWSConn(s *session, conn *websocket.Conn, cc *corkConn, opts wsOptions) *wsConn {
+	return &wsConn{s: s, conn: conn, cc: cc, opts: opts}
 }
 
-// write writes a frame now, on the caller's goroutine; false when the
-// session has ended or the write failed (which ends it: 4008 when the
-// write timed out). A nil frame is not written.
+// write writes a frame, on the caller's goroutine, into the burst that
+// flush sends; false when the session has ended or a write failed (which
+// ends it: 4008 when the write timed out). A nil frame is not written.
 func (c *wsConn) write(kind frameKind, seq uint64, frame []byte) bool {
 	c.wmu.Lock()
 	if c.s.ctx.Err() != nil {
 		c.wmu.Unlock()
 		return false
 	}
-	if frame != nil && !c.writeMessage(websocket.TextMessage, frame) {
-		c.wmu.Unlock()
-		return false
+	if frame != nil {
+		if c.cc != nil {
+			c.cc.cork()
+		}
+		if !c.writeMessage(websocket.TextMessage, frame) {
+			c.wmu.Unlock()
+			return false
+		}
 	}
 	if kind == kindMessage && c.opts.ntfy {
 		c.top = max(c.top, seq)
@@ -78,13 +84,19 @@ func (c *wsConn) write(kind frameKind, seq uint64, frame []byte) bool {
 	return true
 }
 
-// flush has nothing to send (each frame is written at once); for ntfy's
-// events it acks what was written since the last flush.
+// flush sends the burst of frames written since the last flush, with one
+// system call, within the write timeout; for ntfy's events it then acks
+// what it sent.
 func (c *wsConn) flush() bool {
-	if !c.opts.ntfy {
-		return true
-	}
 	c.wmu.Lock()
+	if c.cc != nil {
+		_ = c.cc.SetWriteDeadline(time.Now().Add(c.opts.writeTimeout))
+		if err := c.cc.uncork(); err != nil {
+			c.wmu.Unlock()
+			c.failed(err)
+			return false
+		}
+	}
 	top := c.top
 	c.top = 0
 	c.wmu.Unlock()
@@ -125,6 +137,11 @@ func (c *wsConn) run(expires time.Time) {
 // reader and any ping in flight.
 func (c *wsConn) end() {
 	c.wmu.Lock()
+	if c.cc != nil && c.s.closeReason() != CloseClientGone {
+		// Frames of the last burst go before the close frame.
+		_ = c.cc.SetWriteDeadline(time.Now().Add(min(c.opts.writeTimeout, time.Second)))
+		_ = c.cc.uncork()
+	}
 	c.writeClose()
 	c.wmu.Unlock()
 	_ = c.conn.Close()
