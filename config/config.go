@@ -17,6 +17,7 @@ import (
 	"github.com/herald-push/herald/edge"
 	"github.com/herald-push/herald/edge/token"
 	"github.com/herald-push/herald/ingest"
+	"github.com/herald-push/herald/ingest/compat"
 	"github.com/herald-push/herald/streams"
 )
 
@@ -46,6 +47,9 @@ type Config struct {
 	Log Log `yaml:"log"`
 	// HTTP configures the HTTP listeners.
 	HTTP HTTP `yaml:"http"`
+	// Compat configures the endpoints for tools written for ntfy and
+	// gotify.
+	Compat Compat `yaml:"compat"`
 }
 
 // NATS is how Herald connects to NATS, and for serve, where the embedded
@@ -101,6 +105,8 @@ type (
 	Auth = token.Config
 	// Edge is the edge: section (edge.Config).
 	Edge = edge.Config
+	// Compat is the compat: section (compat.Config).
+	Compat = compat.Config
 )
 
 // MinJWTSecretBytes is the shortest auth.jwt_secret accepted.
@@ -157,6 +163,7 @@ func Default() Config {
 		Ingest: ingest.DefaultConfig(),
 		Edge:   edge.DefaultConfig(),
 		Auth:   token.DefaultConfig(),
+		Compat: compat.DefaultConfig(),
 		Log:    Log{Level: "info", Format: "text"},
 		HTTP:   HTTP{ReadHeaderTimeout: 10 * time.Second, BodyTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10, MaxBodyBytes: 8 << 20},
 	}
@@ -189,6 +196,7 @@ func (c *Config) Validate() error {
 	c.Ingest.Check(section("ingest", bad))
 	c.Auth.Check(section("auth", bad))
 	c.Edge.Check(section("edge", bad))
+	c.Compat.Check(section("compat", bad))
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

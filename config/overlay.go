@@ -99,7 +99,8 @@ func Paths() []string {
 }
 
 // Set assigns the string form of a value to the field at a YAML path.
-// Durations use Go syntax ("30s"), lists are comma-separated.
+// Durations use Go syntax ("30s"), lists are comma-separated, maps are
+// comma-separated key=value pairs.
 func (c *Config) Set(path, value string) error {
 	v := reflect.ValueOf(c).Elem()
 	for _, part := range strings.Split(path, ".") {
@@ -141,6 +142,19 @@ func (c *Config) Set(path, value string) error {
 			return bad(errors.New("not true or false"))
 		}
 		v.SetBool(b)
+	case v.Kind() == reflect.Map && v.Type().Key().Kind() == reflect.String && v.Type().Elem().Kind() == reflect.String:
+		m := map[string]string{}
+		for _, kv := range strings.Split(value, ",") {
+			if kv = strings.TrimSpace(kv); kv == "" {
+				continue
+			}
+			k, val, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return bad(errors.New("not a comma-separated list of key=value pairs"))
+			}
+			m[k] = val
+		}
+		v.Set(reflect.ValueOf(m))
 	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.String:
 		var list []string
 		for _, s := range strings.Split(value, ",") {

@@ -49,7 +49,7 @@ func TestReference(t *testing.T) {
 
 // sectionDirs are the packages whose types make up Config: this one and
 // the owners of its sections.
-var sectionDirs = []string{".", "../streams", "../ingest", "../edge/token", "../edge"}
+var sectionDirs = []string{".", "../streams", "../ingest", "../ingest/compat", "../edge/token", "../edge"}
 
 // fieldDocs maps "pkg.Type.Field" to the field's doc comment, for every
 // struct type declared in the non-test files of sectionDirs.
@@ -119,7 +119,7 @@ Every setting is read, lowest first, from its default, a YAML file
 (` + "`--set path=value`" + `, or the named flags of each command). The variable of
 a setting is its YAML path upper-cased with ` + "`.`" + ` replaced by ` + "`_`" + `, after
 ` + "`HERALD_`" + `. Durations use Go's syntax (` + "`30s`" + `, ` + "`2h`" + `); lists are
-comma-separated in variables and flags. Unknown keys and variables are
+comma-separated in variables and flags, maps are comma-separated ` + "`key=value`" + ` pairs. Unknown keys and variables are
 errors, and ` + "`herald`" + ` refuses to start with a bad value, naming its path.
 `)
 	aliases := map[string]string{}
@@ -142,24 +142,33 @@ errors, and ` + "`herald`" + ` refuses to start with a bad value, naming its pat
 			b.WriteString(doc.Synopsis(d) + "\n\n")
 		}
 		b.WriteString("| setting | default | meaning |\n|---|---|---|\n")
-		sub := def.Field(i)
-		for j := 0; j < f.Type.NumField(); j++ {
-			sf := f.Type.Field(j)
-			name := yamlName(sf)
-			if name == "" {
-				continue
+		// rows writes the settings of a section, and of the structs
+		// nested in it (compat.gotify.apps), with their full paths.
+		var rows func(prefix string, st reflect.Type, sv reflect.Value)
+		rows = func(prefix string, st reflect.Type, sv reflect.Value) {
+			for j := 0; j < st.NumField(); j++ {
+				sf := st.Field(j)
+				name := yamlName(sf)
+				if name == "" {
+					continue
+				}
+				path := prefix + "." + name
+				d := docs[typeKey(st)+"."+sf.Name]
+				if d == "" {
+					missing = append(missing, path)
+				}
+				if sf.Type.Kind() == reflect.Struct && sf.Type != reflect.TypeOf(time.Duration(0)) {
+					rows(path, sf.Type, sv.Field(j))
+					continue
+				}
+				env := "HERALD_" + strings.ToUpper(strings.ReplaceAll(path, ".", "_"))
+				if a, ok := aliases[path]; ok && a != env {
+					env += ", " + a
+				}
+				fmt.Fprintf(&b, "| `%s` (`%s`) | %s | %s |\n", path, env, defaultText(sv.Field(j)), escapeCell(d))
 			}
-			path := tag + "." + name
-			d := docs[typeKey(f.Type)+"."+sf.Name]
-			if d == "" {
-				missing = append(missing, path)
-			}
-			env := "HERALD_" + strings.ToUpper(strings.ReplaceAll(path, ".", "_"))
-			if a, ok := aliases[path]; ok && a != env {
-				env += ", " + a
-			}
-			fmt.Fprintf(&b, "| `%s` (`%s`) | %s | %s |\n", path, env, defaultText(sub.Field(j)), escapeCell(d))
 		}
+		rows(tag, f.Type, def.Field(i))
 	}
 	b.WriteString("\n## Top level\n\n| setting | default | meaning |\n|---|---|---|\n")
 	for i := 0; i < ct.NumField(); i++ {
@@ -200,7 +209,7 @@ func defaultText(v reflect.Value) string {
 		if v.String() == "" {
 			return "(empty)"
 		}
-	case reflect.Slice:
+	case reflect.Slice, reflect.Map:
 		if v.Len() == 0 {
 			return "(empty)"
 		}

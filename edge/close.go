@@ -18,6 +18,9 @@ const (
 	CloseTooMany                  // 4009: too many connections
 	CloseInternal                 // 1011: the feed failed
 	CloseClientGone               // the client closed or the socket broke
+	CloseDone                     // 1000: a poll request (ntfy's poll=1) got the retained messages
+
+	numCloseReasons // the count of close reasons; not a reason
 )
 
 // closeInfo is what a close reason means on the wire.
@@ -39,6 +42,7 @@ var closeTable = [...]closeInfo{
 	CloseTooMany:      {code: herald.CloseTooManyConnections, message: "too many connections for this user", clientCaused: true},
 	CloseInternal:     {code: herald.CloseInternal, message: "delivery failed; reconnect"},
 	CloseClientGone:   {code: herald.CloseNormal, message: "closed"},
+	CloseDone:         {code: herald.CloseNormal, message: "the poll is complete"},
 }
 
 func (r CloseReason) info() closeInfo {

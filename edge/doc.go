@@ -4,7 +4,10 @@
 // delivers the user's messages in seq order, takes cumulative acks and
 // resends what is not acked in time. It also serves the browser side,
 // embedded from package edge/web (web.go): the JavaScript client at
-// /v1/herald.js and the console at /.
+// /v1/herald.js and the console at /; and ntfy's subscribe endpoints
+// (SPEC §12, ntfy.go), whose connections are devices on the same sessions:
+// a codec encodes the frames as ntfy's events, the SSE connection writes
+// ntfy's line or event format, and what they write is acked.
 //
 // The session layer does not know JetStream. It reads a Feed, opened by an
 // Engine; the consumer engine (consumer.go) keeps each device's position in a

@@ -36,6 +36,24 @@ func (k frameKind) event() string {
 	return ""
 }
 
+// codec encodes the server frames of one wire format: Herald's (heraldCodec,
+// SPEC §6) or ntfy's (ntfy.go). A nil frame is a frame the format does not
+// have; the transport is still told of it (ntfy's poll ends at synced).
+type codec interface {
+	welcome(d Device, st Start) []byte
+	message(d Delivery) []byte
+	synced(seq uint64) []byte
+}
+
+// heraldCodec encodes Herald's frames, the root package's types.
+type heraldCodec struct{}
+
+var _ codec = heraldCodec{}
+
+func (heraldCodec) welcome(d Device, st Start) []byte { return encodeWelcome(d, st) }
+func (heraldCodec) message(d Delivery) []byte         { return encodeMessage(d) }
+func (heraldCodec) synced(seq uint64) []byte          { return encodeSynced(seq) }
+
 // The frames are the root package's types (SPEC §6); these encode them.
 
 func encodeWelcome(d Device, st Start) []byte {

@@ -18,7 +18,7 @@ type metrics struct {
 
 	// Resolved once, so that a connect does no label lookups.
 	conns   map[string]prometheus.Gauge // by transport, for this engine
-	closeBy [CloseClientGone + 1]prometheus.Counter
+	closeBy [numCloseReasons]prometheus.Counter
 }
 
 // newMetrics makes the edge's series and registers them, and extra (the
@@ -46,12 +46,14 @@ func newMetrics(reg prometheus.Registerer, engine string, extra ...prometheus.Co
 	}
 	// Every close reason is exported from the start (slow_consumer at 0
 	// included), so that rate() and alerts see the series before the first close.
-	for r := CloseShutdown; r <= CloseClientGone; r++ {
+	for r := CloseShutdown; r < numCloseReasons; r++ {
 		m.closeBy[r] = m.closes.WithLabelValues(r.Text())
 	}
 	m.conns = map[string]prometheus.Gauge{
 		"ws":  m.connections.WithLabelValues(engine, "ws"),
 		"sse": m.connections.WithLabelValues(engine, "sse"),
+		// The ntfy endpoints (ntfy.go), over any of their transports.
+		"ntfy": m.connections.WithLabelValues(engine, "ntfy"),
 	}
 	if reg != nil {
 		for _, c := range append([]prometheus.Collector{m.connections, m.deliveries, m.redeliveries, m.acks, m.closes, m.rejects}, extra...) {

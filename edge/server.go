@@ -40,6 +40,8 @@ type Options struct {
 	// nil: an ack reaches the sessions of this edge only.
 	Control  *nats.Conn
 	Subjects streams.Subjects
+	// Ntfy, when set, serves ntfy's subscribe endpoints (ntfy.go).
+	Ntfy *NtfyOptions
 }
 
 // Server is the device-facing edge: the WebSocket and SSE endpoints, POST
@@ -81,6 +83,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Tokens == nil {
 		return nil, errors.New("edge: new: no token verifier")
+	}
+	if n := opts.Ntfy; n != nil && (n.Store == nil || n.Timeout <= 0) {
+		return nil, errors.New("edge: new: the ntfy endpoints need a store and a positive timeout")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -147,7 +152,7 @@ func (s *Server) applyRemoteAck(d Device, seq uint64) {
 
 // Register adds the edge routes to mux: the device endpoints, the
 // JavaScript client and, unless edge.console is false, the console
-// (web.go).
+// (web.go). ntfy's endpoints have RegisterNtfy.
 func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/ws", s.handleWS)
 	mux.HandleFunc("GET /v1/sse", s.handleSSE)
@@ -309,7 +314,7 @@ func (s *Server) serveSession(ss *session, out transport, name string, run func(
 	ss.ctl = s.ctl
 	s.ctl.acquire(ss.dev.User)
 	defer s.ctl.release(ss.dev.User)
-	if !out.write(kindWelcome, 0, encodeWelcome(ss.dev, ss.start)) || !out.flush() {
+	if !out.write(kindWelcome, 0, ss.codec.welcome(ss.dev, ss.start)) || !out.flush() {
 		ss.close(CloseSlow)
 	}
 	run()
@@ -327,24 +332,41 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, err)
 		return
 	}
+	cr, err := s.authorize(r)
+	if err != nil {
+		release()
+		s.reject(w, err)
+		return
+	}
+	s.upgrade(w, r, cr, release, wsSpec{name: "ws", codec: heraldCodec{}, reject: s.reject})
+}
+
+// wsSpec says how upgrade serves a WebSocket session.
+type wsSpec struct {
+	name   string // the transport, as the connection gauge names it
+	codec  codec
+	ntfy   bool // ntfy's events (wsOptions.ntfy)
+	poll   bool
+	reject func(w http.ResponseWriter, err error) // renders a refusal
+}
+
+// upgrade opens the feed of an authorized request, upgrades it and starts
+// its session; release gives back the connection slot Gate took, once the
+// session has ended or the request was refused.
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, cr connRequest, release func(), spec wsSpec) {
 	handedOff := false // serveWS releases the gate once the session ends
 	defer func() {
 		if !handedOff {
 			release()
 		}
 	}()
-	cr, err := s.authorize(r)
-	if err != nil {
-		s.reject(w, err)
-		return
-	}
 	if !websocket.IsWebSocketUpgrade(r) {
-		s.reject(w, herald.NewError(herald.InvalidRequest, "this endpoint needs a WebSocket upgrade"))
+		spec.reject(w, herald.NewError(herald.InvalidRequest, "this endpoint needs a WebSocket upgrade"))
 		return
 	}
 	feed, err := s.openFeed(r, cr)
 	if err != nil {
-		s.reject(w, err)
+		spec.reject(w, err)
 		return
 	}
 	cw := &corkWriter{ResponseWriter: w}
@@ -353,12 +375,14 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		_ = feed.Close() // the upgrader already answered
 		return
 	}
-	ss := newSession(s.ctx, cr.dev, feed, s.log, s.metrics)
+	ss := newSession(s.ctx, cr.dev, feed, spec.codec, s.log, s.metrics)
 	c := newWSConn(ss, conn, cw.conn, wsOptions{
 		writeTimeout:  s.opts.Edge.WriteTimeout,
 		pingInterval:  s.opts.Edge.PingInterval,
 		idleTimeout:   s.opts.Edge.IdleTimeout,
 		maxFrameBytes: s.opts.Edge.MaxFrameBytes,
+		ntfy:          spec.ntfy,
+		poll:          spec.poll,
 	})
 	if !s.admit(ss) {
 		ss.close(CloseShutdown)
@@ -368,7 +392,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	handedOff = true
-	go s.serveWS(ss, c, cr, release)
+	go s.serveWS(ss, c, cr, spec.name, release)
 }
 
 // wsReadBuffer is the size of a WebSocket connection's read buffer.
@@ -379,13 +403,13 @@ const wsReadBuffer = 256
 // it). The HTTP handler returns at once, so that net/http lets go of the
 // hijacked connection's request and its 4 KiB response buffer, which it
 // would otherwise keep for as long as the socket is open.
-func (s *Server) serveWS(ss *session, c *wsConn, cr connRequest, releaseGate func()) {
+func (s *Server) serveWS(ss *session, c *wsConn, cr connRequest, name string, releaseGate func()) {
 	defer releaseGate()
 	defer s.release(ss)
 	if s.overUserLimit(cr.dev.User) {
 		ss.close(CloseTooMany) // the welcome is not sent; the close frame says 4009
 	}
-	s.serveSession(ss, c, "ws", func() { c.run(cr.expires) })
+	s.serveSession(ss, c, name, func() { c.run(cr.expires) })
 }
 
 func (s *Server) userConns(user string) int {

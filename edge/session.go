@@ -32,6 +32,7 @@ type transport interface {
 type session struct {
 	dev     Device
 	feed    Feed
+	codec   codec
 	start   Start
 	baseLog *slog.Logger // the server's; log adds the device
 	metrics *metrics
@@ -46,11 +47,12 @@ type session struct {
 	onClose func()
 }
 
-// newSession returns the session of dev over feed; log is the server's
-// logger, to which the session adds the device when it logs.
-func newSession(parent context.Context, dev Device, feed Feed, log *slog.Logger, m *metrics) *session {
+// newSession returns the session of dev over feed, whose frames c encodes;
+// log is the server's logger, to which the session adds the device when it
+// logs.
+func newSession(parent context.Context, dev Device, feed Feed, c codec, log *slog.Logger, m *metrics) *session {
 	ctx, cancel := context.WithCancel(parent)
-	return &session{dev: dev, feed: feed, start: feed.Start(), baseLog: log, metrics: m, ctx: ctx, cancel: cancel, ended: make(chan struct{})}
+	return &session{dev: dev, feed: feed, codec: c, start: feed.Start(), baseLog: log, metrics: m, ctx: ctx, cancel: cancel, ended: make(chan struct{})}
 }
 
 // log returns a logger that names the device. It is made on each call
@@ -93,7 +95,7 @@ func (s *session) closeReason() CloseReason {
 // synced reports whether it is out, ok false when the transport refused it.
 func (s *session) begin(out transport) (synced, ok bool) {
 	synced = s.start.From == 0 || s.start.Synced < s.start.From
-	if synced && !out.write(kindSynced, 0, encodeSynced(s.start.Synced)) {
+	if synced && !out.write(kindSynced, 0, s.codec.synced(s.start.Synced)) {
 		s.close(CloseSlow)
 		return synced, false
 	}
@@ -104,7 +106,7 @@ func (s *session) begin(out transport) (synced, ok bool) {
 // of the backlog; false when the transport refused a frame (the session is
 // closed then).
 func (s *session) deliver(out transport, d Delivery, synced *bool) bool {
-	if !out.write(kindMessage, d.Seq, encodeMessage(d)) {
+	if !out.write(kindMessage, d.Seq, s.codec.message(d)) {
 		s.close(CloseSlow)
 		return false
 	}
@@ -114,7 +116,7 @@ func (s *session) deliver(out transport, d Delivery, synced *bool) bool {
 	}
 	if !*synced && d.Seq >= s.start.Synced {
 		*synced = true
-		if !out.write(kindSynced, 0, encodeSynced(s.start.Synced)) {
+		if !out.write(kindSynced, 0, s.codec.synced(s.start.Synced)) {
 			s.close(CloseSlow)
 			return false
 		}

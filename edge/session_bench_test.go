@@ -95,7 +95,7 @@ func BenchmarkSessionWrite(b *testing.B) {
 		if err != nil {
 			return
 		}
-		ss := newSession(context.Background(), Device{User: "alice", Device: "d"}, feed, log, m)
+		ss := newSession(context.Background(), Device{User: "alice", Device: "d"}, feed, heraldCodec{}, log, m)
 		c := newWSConn(ss, conn, nil, wsOptions{
 			writeTimeout: 10 * time.Second, pingInterval: time.Minute, idleTimeout: time.Minute, maxFrameBytes: 4096,
 		})

@@ -30,7 +30,8 @@ import (
 //	: ping                   a comment every ping interval
 //
 // Only message events carry an id, so an EventSource's Last-Event-ID is
-// always the seq of the last message it received. Last-Event-ID (or since)
+// always the seq of the last message it received. The same connection type
+// serves ntfy's streams (ntfy.go) with another eventFormat. Last-Event-ID (or since)
 // positions the feed exactly as since does on the WebSocket; that also acks
 // everything up to it. Other acks come by POST /v1/ack (ack.go), or, with
 // ack=auto, from the stream itself: each written and flushed message is
@@ -58,11 +59,13 @@ const (
 // write timeout: one that misses it closes the session alone with
 // slow_consumer, as a WebSocket write does.
 type sseConn struct {
-	s    *session
-	w    http.ResponseWriter
-	rc   *http.ResponseController
-	ack  sseAckMode
-	opts sseOptions
+	s      *session
+	w      http.ResponseWriter
+	rc     *http.ResponseController
+	format eventFormat
+	ack    sseAckMode
+	poll   bool // end the session once the backlog is out (ntfy's poll=1)
+	opts   sseOptions
 
 	mu  sync.Mutex // held across each write to w, and over buf
 	buf []byte     // events not yet written
@@ -77,6 +80,37 @@ type sseOptions struct {
 
 var _ transport = (*sseConn)(nil)
 
+// eventFormat is how a stream writes its events: Herald's server-sent
+// events (sseFormat) or one of ntfy's streams (ntfy.go).
+type eventFormat interface {
+	// event appends the event of a frame of kind (a message's seq is
+	// seq); it may append nothing, for a nil frame.
+	event(b []byte, kind frameKind, seq uint64, frame []byte) []byte
+	// ping is written every ping interval.
+	ping() []byte
+	// end is written when the session ends for r (not when the client
+	// went away); nil: nothing.
+	end(r CloseReason) []byte
+	contentType() string
+}
+
+// sseFormat is Herald's SSE (SPEC §7), described at the top of this file.
+type sseFormat struct{}
+
+var _ eventFormat = sseFormat{}
+
+func (sseFormat) event(b []byte, kind frameKind, seq uint64, frame []byte) []byte {
+	return appendEvent(b, kind.event(), seq, frame)
+}
+
+func (sseFormat) ping() []byte { return []byte(": ping\n\n") }
+
+func (sseFormat) end(r CloseReason) []byte {
+	return appendEvent(nil, kindError.event(), 0, encodeError(herald.Code(r.Text()), r.message()))
+}
+
+func (sseFormat) contentType() string { return "text/event-stream" }
+
 // write buffers one event (message events carry the seq as their id), and
 // writes the buffer once it holds a batch.
 func (c *sseConn) write(kind frameKind, seq uint64, frame []byte) bool {
@@ -85,13 +119,19 @@ func (c *sseConn) write(kind frameKind, seq uint64, frame []byte) bool {
 		c.mu.Unlock()
 		return false
 	}
-	c.buf = appendEvent(c.buf, kind.event(), seq, frame)
+	c.buf = c.format.event(c.buf, kind, seq, frame)
 	c.n++
 	if kind == kindMessage {
 		c.top = max(c.top, seq)
 	}
 	full := c.n >= sseMaxBatch || len(c.buf) >= sseMaxBatchBytes
 	c.mu.Unlock()
+	if kind == kindSynced && c.poll {
+		// The backlog is out: write it, then end.
+		ok := c.flush()
+		c.s.close(CloseDone)
+		return ok
+	}
 	if full {
 		return c.flush()
 	}
@@ -183,7 +223,7 @@ func (c *sseConn) run(expires time.Time, gone <-chan struct{}) {
 		case <-ping.C:
 			c.mu.Lock()
 			if c.s.ctx.Err() == nil {
-				c.writeLocked([]byte(": ping\n\n"))
+				c.writeLocked(c.format.ping())
 			}
 			c.mu.Unlock()
 		}
@@ -219,10 +259,13 @@ func (c *sseConn) end() {
 	if r == CloseClientGone {
 		return
 	}
+	b := c.format.end(r)
+	if b == nil {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	_ = c.rc.SetWriteDeadline(time.Now().Add(min(c.opts.writeTimeout, time.Second)))
-	b := appendEvent(nil, kindError.event(), 0, encodeError(herald.Code(r.Text()), r.message()))
 	if _, err := c.w.Write(b); err == nil {
 		_ = c.rc.Flush()
 	}
@@ -266,23 +309,45 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, err)
 		return
 	}
+	s.serveStream(w, r, cr, streamSpec{
+		name:   "sse",
+		codec:  heraldCodec{},
+		format: sseFormat{},
+		ack:    mode,
+		reject: s.reject,
+	})
+}
+
+// streamSpec says how serveStream serves a stream transport.
+type streamSpec struct {
+	name   string // the transport, as the connection gauge names it
+	codec  codec
+	format eventFormat
+	ack    sseAckMode
+	poll   bool
+	reject func(w http.ResponseWriter, err error) // renders a refusal
+}
+
+// serveStream serves an authorized stream request (Herald's SSE or an
+// ntfy stream) on the handler's goroutine until the session ends.
+func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, cr connRequest, spec streamSpec) {
 	rc := http.NewResponseController(w)
 	// A stream needs write deadlines and flushes; a wrapping
 	// ResponseWriter without Unwrap cannot give them.
 	if err := rc.SetWriteDeadline(time.Time{}); err != nil {
-		s.reject(w, herald.WrapError(herald.Internal, err, "streaming is not supported here"))
+		spec.reject(w, herald.WrapError(herald.Internal, err, "streaming is not supported here"))
 		return
 	}
 	feed, err := s.openFeed(r, cr)
 	if err != nil {
-		s.reject(w, err)
+		spec.reject(w, err)
 		return
 	}
-	ss := newSession(s.ctx, cr.dev, feed, s.log, s.metrics)
+	ss := newSession(s.ctx, cr.dev, feed, spec.codec, s.log, s.metrics)
 	if !s.admit(ss) {
 		ss.close(CloseShutdown)
 		_ = feed.Close()
-		s.reject(w, errShuttingDown())
+		spec.reject(w, errShuttingDown())
 		return
 	}
 	defer s.release(ss)
@@ -290,20 +355,20 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 		ss.close(CloseTooMany)
 		_ = feed.Close()
 		s.metrics.closed(CloseTooMany)
-		s.reject(w, herald.NewError(herald.TooManyConnections, "too many connections for this user"))
+		spec.reject(w, herald.NewError(herald.TooManyConnections, "too many connections for this user"))
 		return
 	}
 
 	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
+	h.Set("Content-Type", spec.format.contentType())
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 
-	c := &sseConn{s: ss, w: w, rc: rc, ack: mode, opts: sseOptions{
+	c := &sseConn{s: ss, w: w, rc: rc, format: spec.format, ack: spec.ack, poll: spec.poll, opts: sseOptions{
 		writeTimeout: s.opts.Edge.WriteTimeout,
 		pingInterval: s.opts.Edge.PingInterval,
 	}}
-	s.serveSession(ss, c, "sse", func() { c.run(cr.expires, r.Context().Done()) })
+	s.serveSession(ss, c, spec.name, func() { c.run(cr.expires, r.Context().Done()) })
 }

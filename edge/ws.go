@@ -29,6 +29,7 @@ type wsConn struct {
 	opts wsOptions
 
 	wmu sync.Mutex // held across each data frame's write (the pump's, the reader's error frames) and the closing frames
+	top uint64     // ntfy: the highest seq written since the last flush; under wmu
 
 	pingMu      sync.Mutex // held across a ping, so that run can wait for one in flight
 	ping        *time.Timer
@@ -40,6 +41,12 @@ type wsOptions struct {
 	pingInterval  time.Duration
 	idleTimeout   time.Duration
 	maxFrameBytes int
+	// ntfy: the frames are ntfy's events (ntfy.go), whose clients never
+	// ack: what is written is acked at each flush, client frames are
+	// read (they prove liveness) but not applied, and no error frame
+	// precedes a close.
+	ntfy bool
+	poll bool // end the session once the backlog is out (ntfy's poll=1)
 }
 
 var _ transport = (*wsConn)(nil)
@@ -50,31 +57,52 @@ func newWSConn(s *session, conn *websocket.Conn, cc *corkConn, opts wsOptions) *
 
 // write writes a frame, on the caller's goroutine, into the burst that
 // flush sends; false when the session has ended or a write failed (which
-// ends it: 4008 when the write timed out).
-func (c *wsConn) write(_ frameKind, _ uint64, frame []byte) bool {
+// ends it: 4008 when the write timed out). A nil frame is not written.
+func (c *wsConn) write(kind frameKind, seq uint64, frame []byte) bool {
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	if c.s.ctx.Err() != nil {
+		c.wmu.Unlock()
 		return false
 	}
-	if c.cc != nil {
-		c.cc.cork()
+	if frame != nil {
+		if c.cc != nil {
+			c.cc.cork()
+		}
+		if !c.writeMessage(websocket.TextMessage, frame) {
+			c.wmu.Unlock()
+			return false
+		}
 	}
-	return c.writeMessage(websocket.TextMessage, frame)
+	if kind == kindMessage && c.opts.ntfy {
+		c.top = max(c.top, seq)
+	}
+	c.wmu.Unlock()
+	if kind == kindSynced && c.opts.poll {
+		c.flush()
+		c.s.close(CloseDone)
+	}
+	return true
 }
 
 // flush sends the burst of frames written since the last flush, with one
-// system call, within the write timeout.
+// system call, within the write timeout; for ntfy's events it then acks
+// what it sent.
 func (c *wsConn) flush() bool {
-	if c.cc == nil {
-		return true
-	}
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	_ = c.cc.SetWriteDeadline(time.Now().Add(c.opts.writeTimeout))
-	if err := c.cc.uncork(); err != nil {
-		c.failed(err)
-		return false
+	if c.cc != nil {
+		_ = c.cc.SetWriteDeadline(time.Now().Add(c.opts.writeTimeout))
+		if err := c.cc.uncork(); err != nil {
+			c.wmu.Unlock()
+			c.failed(err)
+			return false
+		}
+	}
+	top := c.top
+	c.top = 0
+	c.wmu.Unlock()
+	if top != 0 {
+		c.s.metrics.acks.Inc()
+		_ = c.s.ack(top)
 	}
 	return true
 }
@@ -170,7 +198,7 @@ func (c *wsConn) writeClose() {
 		return
 	}
 	deadline := time.Now().Add(min(c.opts.writeTimeout, time.Second))
-	if r.clientCaused() {
+	if r.clientCaused() && !c.opts.ntfy {
 		_ = c.conn.SetWriteDeadline(deadline)
 		if c.conn.WriteMessage(websocket.TextMessage, encodeError(herald.Code(r.Text()), r.message())) != nil {
 			return
@@ -210,7 +238,7 @@ func (c *wsConn) readLoop() {
 			c.s.close(CloseClientGone)
 			return
 		}
-		if kind != websocket.TextMessage && kind != websocket.BinaryMessage {
+		if (kind != websocket.TextMessage && kind != websocket.BinaryMessage) || c.opts.ntfy {
 			continue
 		}
 		c.s.handleFrame(c, frame)

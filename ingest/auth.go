@@ -58,16 +58,43 @@ var (
 	errBadKey        = herald.NewError(herald.Unauthorized, "unknown producer key")
 )
 
+// producer is a producer admitted by its key.
+type producer struct {
+	key int // the key's position in the keyring, which indexes its rate limit
+}
+
 // authProducer admits a request that carries a producer key.
-func (h *Handler) authProducer(r *http.Request) error {
+func (h *Handler) authProducer(r *http.Request) (producer, error) {
 	key, present := bearer(r)
 	if !present || key == "" {
-		return errNoCredentials
+		return producer{}, errNoCredentials
 	}
-	if !h.keys.match(key) {
+	return h.producer(key)
+}
+
+func (h *Handler) producer(key string) (producer, error) {
+	i := h.keys.index(key)
+	if i < 0 {
+		return producer{}, errBadKey
+	}
+	return producer{key: i}, nil
+}
+
+// Admit checks a producer key that came some other way than the
+// Authorization: Bearer header (the drop-in endpoints of package
+// ingest/compat read it from Basic credentials or a query parameter), and
+// takes one token of the key's rate limit, as a single publish does before
+// it reads its body. Errors are *herald.Error: 401 for an unknown key, 429
+// over the rate limit.
+func (h *Handler) Admit(key string) error {
+	if key == "" {
 		return errBadKey
 	}
-	return nil
+	p, err := h.producer(key)
+	if err != nil {
+		return err
+	}
+	return h.rateLimit(p, 1)
 }
 
 // grant is what authenticated a history request.

@@ -44,7 +44,8 @@ func failed(err error) batchResult {
 // and awaits every ack until the publish timeout. Results are in request
 // order; a bad item or a missing ack fails that item only.
 func (h *Handler) batch(w http.ResponseWriter, r *http.Request) (string, error) {
-	if err := h.authProducer(r); err != nil {
+	p, err := h.authProducer(r)
+	if err != nil {
 		return "", err
 	}
 	if r.Header.Get("Idempotency-Key") != "" {
@@ -64,7 +65,7 @@ func (h *Handler) batch(w http.ResponseWriter, r *http.Request) (string, error) 
 	}
 	// Every item costs a token, a bad one too (it cost decoding); an empty
 	// batch costs one, like any request.
-	if err := h.rateLimit(r, max(len(b.results), 1)); err != nil {
+	if err := h.rateLimit(p, max(len(b.results), 1)); err != nil {
 		return "", err
 	}
 	if b.valid > 0 {

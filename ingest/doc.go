@@ -27,8 +27,15 @@
 //     400 invalid_message; malformed JSON is 400 invalid_json. data nested
 //     deeper than streams.MaxDataDepth (32) levels is 400 invalid_message.
 //   - Content types: application/json or none for JSON, text/plain (valid
-//     UTF-8) for a body-only message; anything else is 415
+//     UTF-8) for a body-only message, and application/x-www-form-urlencoded
+//     (curl -d's default): the form fields id, title, body (or message),
+//     priority and tags (comma-separated or repeated), or, when the body is
+//     not a form or has none of these fields ("curl -d 'disk full'"), the
+//     whole body as the message text. Anything else is 415
 //     unsupported_media_type. A batch takes JSON only.
+//   - The drop-in endpoints for ntfy and gotify (package ingest/compat)
+//     publish through Publish, after Admit (or their own credentials):
+//     the same checks, write and answers as a single publish.
 //   - A single publish body larger than 2×max_message_bytes+4 KiB (capped by
 //     http.max_body_bytes) is 413 too_large before it is decoded; the stored
 //     envelope is then checked against max_message_bytes.

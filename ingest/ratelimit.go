@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
-	"net/http"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -46,20 +45,16 @@ func (kr keyring) index(key string) int {
 	return idx
 }
 
-// rateLimit takes n tokens from the bucket of the request's producer key,
-// which authProducer accepted. When the bucket holds fewer it takes none and
-// returns 429 rate_limited with Retry-After set to when it will hold n
-// (rounded up to whole seconds). More than the burst can never be taken:
-// 413 too_large naming ingest.rate_burst, without a Retry-After.
-func (h *Handler) rateLimit(r *http.Request, n int) error {
+// rateLimit takes n tokens from the bucket of p's producer key. When the
+// bucket holds fewer it takes none and returns 429 rate_limited with
+// Retry-After set to when it will hold n (rounded up to whole seconds).
+// More than the burst can never be taken: 413 too_large naming
+// ingest.rate_burst, without a Retry-After.
+func (h *Handler) rateLimit(p producer, n int) error {
 	if h.limiter == nil || n < 1 {
 		return nil
 	}
-	key, _ := bearer(r)
-	i := h.keys.index(key)
-	if i < 0 {
-		return nil // not a producer key; authProducer refuses it
-	}
+	i := p.key
 	if n > h.limiter.burst {
 		return h.overBurst()
 	}

@@ -59,6 +59,8 @@ type directGetRequest struct {
 	LastBySubj string `json:"last_by_subj,omitempty"`
 	Batch      int    `json:"batch,omitempty"`
 	MaxBytes   int    `json:"max_bytes,omitempty"`
+	// StartTime asks for the first message stored at or after it.
+	StartTime *time.Time `json:"start_time,omitempty"`
 }
 
 // Next returns the first message of subject at or after seq, or with
@@ -66,6 +68,13 @@ type directGetRequest struct {
 // there is none.
 func (d DirectGet) Next(ctx context.Context, seq uint64, subject string) (*jetstream.RawStreamMsg, error) {
 	return d.get(ctx, directGetRequest{Seq: seq, NextBySubj: subject})
+}
+
+// FirstAt returns the first message of subject stored at or after t;
+// jetstream.ErrMsgNotFound when there is none.
+func (d DirectGet) FirstAt(ctx context.Context, t time.Time, subject string) (*jetstream.RawStreamMsg, error) {
+	t = t.UTC()
+	return d.get(ctx, directGetRequest{StartTime: &t, NextBySubj: subject})
 }
 
 // Last returns the last message of subject; jetstream.ErrMsgNotFound when

@@ -162,7 +162,8 @@ func TestHostileRequests(t *testing.T) {
 		{name: "text not UTF-8", method: "POST", path: alice, header: with(jsonH, "Content-Type", "text/plain"), body: "\xff\xfe", status: 400, code: "invalid_message"},
 		{name: "message over max_message_bytes", method: "POST", path: alice, header: with(jsonH, "Content-Type", "text/plain"), body: strings.Repeat("a", 65<<10), status: 413, code: "too_large"},
 		{name: "huge body", method: "POST", path: alice, header: jsonH, body: `{"body":"` + strings.Repeat("a", 1<<20) + `"}`, status: 413, code: "too_large"},
-		{name: "form content type", method: "POST", path: alice, header: with(jsonH, "Content-Type", "application/x-www-form-urlencoded"), body: "body=x", status: 415, code: "unsupported_media_type"},
+		{name: "form with a bad priority", method: "POST", path: alice, header: with(jsonH, "Content-Type", "application/x-www-form-urlencoded"), body: "body=x&priority=high", status: 400, code: "invalid_message"},
+		{name: "multipart form", method: "POST", path: alice, header: with(jsonH, "Content-Type", "multipart/form-data; boundary=x"), body: "--x--", status: 415, code: "unsupported_media_type"},
 		// Ingest: users and auth.
 		{name: "user with a control character", method: "POST", path: "/v1/users/a%00b/messages", header: jsonH, body: `{"body":"x"}`, status: 400, code: "invalid_user"},
 		{name: "user over 256 bytes", method: "POST", path: "/v1/users/" + strings.Repeat("u", 257) + "/messages", header: jsonH, body: `{"body":"x"}`, status: 400, code: "invalid_user"},

@@ -139,7 +139,7 @@ func TestBodyDeadlineBeforeAuth(t *testing.T) {
 		{"publish without a key", "POST /v1/users/a/messages HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\n", 401, "unauthorized"},
 		{"batch without a key", "POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n{", 401, "unauthorized"},
 		{"ack without a token", "POST /v1/ack HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n", 401, "unauthorized"},
-		{"chunked to an unknown path", "POST /nope HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", 404, "not_found"},
+		{"chunked to an unknown path", "POST /v1/nope HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", 404, "not_found"},
 		{"publish with a key, body stops half-way", "POST /v1/users/a/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + guardKey + "\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nhalf a bo", 400, "invalid_request"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/herald-push/herald/edge"
 	"github.com/herald-push/herald/edge/token"
 	"github.com/herald-push/herald/ingest"
+	"github.com/herald-push/herald/ingest/compat"
 	"github.com/herald-push/herald/streams"
 )
 
@@ -108,6 +110,9 @@ func newNode(cfg config.Config, nc *nats.Conn, roles roleSet, log *slog.Logger, 
 		}
 	}
 	mux := http.NewServeMux()
+	// The endpoints for ntfy's and gotify's tools take only what Herald's
+	// own routes leave (dispatch).
+	compatMux := http.NewServeMux()
 	if roles.ingest {
 		ijs, err := jetstream.New(nc, ingest.JetStreamOpts(cfg.Ingest)...)
 		if err != nil {
@@ -128,21 +133,35 @@ func newNode(cfg config.Config, nc *nats.Conn, roles roleSet, log *slog.Logger, 
 			return nil, fmt.Errorf("cmd: ingest: %w", err)
 		}
 		h.Register(mux)
+		c, err := compat.New(h, compat.Options{Config: cfg.Compat, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("cmd: %w", err)
+		}
+		c.Register(compatMux)
 	}
 	if roles.edge {
 		eng, err := newEngine(&cfg, js, log)
 		if err != nil {
 			return nil, err
 		}
-		es, err := edge.New(edge.Options{
+		eo := edge.Options{
 			Edge: cfg.Edge, Engine: eng, Tokens: verifier, Logger: log, Registerer: reg,
 			// Acks reach the device's sessions on every edge (SPEC §9).
 			Control: nc, Subjects: streams.Subjects{Prefix: cfg.Stream.Prefix},
-		})
+		}
+		if cfg.Compat.NTFY.Enabled {
+			eo.Ntfy = &edge.NtfyOptions{
+				Store:    streams.NewDirectGet(js, cfg.Stream.Name),
+				Subjects: streams.Subjects{Prefix: cfg.Stream.Prefix},
+				Timeout:  cfg.NATS.Timeout,
+			}
+		}
+		es, err := edge.New(eo)
 		if err != nil {
 			return nil, fmt.Errorf("cmd: edge: %w", err)
 		}
 		es.Register(mux)
+		es.RegisterNtfy(compatMux)
 		n.edge = es
 		n.engine = eng
 	}
@@ -155,7 +174,7 @@ func newNode(cfg config.Config, nc *nats.Conn, roles roleSet, log *slog.Logger, 
 	mux.HandleFunc("GET /readyz", n.readyz)
 	n.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 	mux.Handle("GET /metrics", n.metrics)
-	n.handler = jsonNotFound(mux, log)
+	n.handler = jsonNotFound(mux, compatMux, log)
 	return n, nil
 }
 
@@ -349,16 +368,36 @@ func (n *node) shutdown(hs *http.Server) {
 	_ = g.Wait()
 }
 
-// jsonNotFound renders the mux's own 404 and 405 answers as JSON errors,
-// and answers a path the mux would redirect to its cleaned form ("." or
-// ".." segments, "//") with a JSON 404 instead: API clients do not follow
-// redirects, and /v1/users/alice/../bob/messages must not reach bob.
-func jsonNotFound(mux *http.ServeMux, log *slog.Logger) http.Handler {
+// dispatch returns the mux that serves r: mux, Herald's own routes,
+// unless none of them takes r's path and one of compat's does (the
+// endpoints of ntfy's and gotify's tools, which are as general as
+// /<topic>). A path under /v1/ always stays Herald's, so that compat never
+// changes Herald's answers there, 404 and 405 included.
+func dispatch(mux, compat *http.ServeMux, r *http.Request) *http.ServeMux {
+	if _, pattern := mux.Handler(r); pattern != "" || compat == nil {
+		return mux
+	}
+	if p := r.URL.Path; p == "/"+herald.NtfyHeraldPrefix || strings.HasPrefix(p, "/"+herald.NtfyHeraldPrefix+"/") {
+		return mux
+	}
+	if _, pattern := compat.Handler(r); pattern != "" {
+		return compat
+	}
+	return mux
+}
+
+// jsonNotFound serves a request from own or compat (dispatch), renders the
+// muxes' own 404 and 405 answers as JSON errors, and answers a path the mux
+// would redirect to its cleaned form ("." or ".." segments, "//") with a
+// JSON 404 instead: API clients do not follow redirects, and
+// /v1/users/alice/../bob/messages must not reach bob.
+func jsonNotFound(own, compat *http.ServeMux, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !canonicalPath(r) {
 			herald.WriteError(w, log, herald.NewError(herald.NotFound, "no such endpoint: %s %s (paths with . or .. segments or // are not served)", r.Method, r.URL.EscapedPath()))
 			return
 		}
+		mux := dispatch(own, compat, r)
 		h, pattern := mux.Handler(r)
 		if pattern != "" {
 			mux.ServeHTTP(w, r)
