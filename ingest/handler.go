@@ -56,6 +56,7 @@ var _ publisher = (jetstream.JetStream)(nil)
 type Handler struct {
 	ingest       config.Ingest
 	streamName   string
+	maxAge       time.Duration // the stream's; bounds ttl and deliver_at (0: none)
 	subjects     streams.Subjects
 	maxBodyBytes int64
 	singleLimit  int64
@@ -64,6 +65,7 @@ type Handler struct {
 	batchSlots   chan struct{} // a send takes a batch slot; nil: unlimited
 	tokens       TokenVerifier
 	pub          publisher
+	js           jetstream.JetStream
 	nc           *nats.Conn
 	reader       streams.DirectGet
 	ids          *idGen
@@ -111,6 +113,7 @@ func New(opts Options, js jetstream.JetStream) (*Handler, error) {
 	h := &Handler{
 		ingest:       opts.Ingest,
 		streamName:   opts.Stream.Name,
+		maxAge:       opts.Stream.MaxAge,
 		subjects:     streams.Subjects{Prefix: opts.Stream.Prefix},
 		maxBodyBytes: opts.MaxBodyBytes,
 		singleLimit:  min(opts.MaxBodyBytes, 2*int64(opts.Ingest.MaxMessageBytes)+4<<10),
@@ -118,6 +121,7 @@ func New(opts Options, js jetstream.JetStream) (*Handler, error) {
 		limiter:      newRateLimiter(opts.Ingest, len(keys)),
 		tokens:       opts.Tokens,
 		pub:          js,
+		js:           js,
 		nc:           js.Conn(),
 		reader:       streams.NewDirectGet(js, opts.Stream.Name),
 		ids:          newIDGen(),
@@ -161,11 +165,14 @@ func validate(o *Options) error {
 	return errors.Join(errs...)
 }
 
-// Register adds the three routes to mux.
+// Register adds the producer routes to mux.
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("POST /v1/users/{user}/messages", h.endpoint(h.publish))
 	mux.Handle("POST /v1/messages", h.endpoint(h.batch))
 	mux.Handle("GET /v1/users/{user}/messages", h.endpoint(h.history))
+	mux.Handle("PUT /v1/users/{user}/messages/{id}", h.endpoint(h.update))
+	mux.Handle("DELETE /v1/users/{user}/messages/{id}", h.endpoint(h.retract))
+	mux.Handle("DELETE /v1/users/{user}/scheduled/{id}", h.endpoint(h.cancel))
 }
 
 // Outcomes counted by herald_ingest_requests_total besides error codes.

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,8 +20,8 @@ import (
 	"github.com/herald-push/herald/streams"
 )
 
-// input is a message as a producer sends it. Unknown fields, "seq" and
-// "time" are ignored.
+// input is a message as a producer sends it. Unknown fields, "seq",
+// "time" and "expires" are ignored.
 type input struct {
 	ID       string          `json:"id"`
 	User     string          `json:"user"`
@@ -29,6 +30,13 @@ type input struct {
 	Priority *int            `json:"priority"`
 	Tags     []string        `json:"tags"`
 	Data     json.RawMessage `json:"data"`
+	Ref      string          `json:"ref"`
+	Op       string          `json:"op"`
+	// TTL and Delay are a number of seconds or a duration string;
+	// DeliverAt an RFC 3339 time (SPEC §10).
+	TTL       json.RawMessage `json:"ttl"`
+	Delay     json.RawMessage `json:"delay"`
+	DeliverAt string          `json:"deliver_at"`
 }
 
 // published is the answer to a single publish.
@@ -42,39 +50,63 @@ type published struct {
 
 // publish handles POST /v1/users/{user}/messages.
 func (h *Handler) publish(w http.ResponseWriter, r *http.Request) (string, error) {
-	if err := h.authProducer(r); err != nil {
+	user, in, err := h.readPublish(w, r, false)
+	if err != nil {
 		return "", err
 	}
+	return h.store(w, r, user, in)
+}
+
+// readPublish authenticates and reads a single publish: the user of the
+// path and the message of the body (JSON, or text/plain as its body). An
+// empty body is an empty message when emptyOK.
+func (h *Handler) readPublish(w http.ResponseWriter, r *http.Request, emptyOK bool) (string, input, error) {
+	var in input
+	if err := h.authProducer(r); err != nil {
+		return "", in, err
+	}
 	if err := h.rateLimit(r, 1); err != nil {
-		return "", err
+		return "", in, err
 	}
 	user := r.PathValue("user")
 	if err := streams.ValidateUser(user); err != nil {
-		return "", herald.WrapError(herald.InvalidUser, err, err.Error())
+		return "", in, herald.WrapError(herald.InvalidUser, err, err.Error())
 	}
 	text, err := mediaType(r, true)
 	if err != nil {
-		return "", err
+		return "", in, err
 	}
 	raw, err := readBody(w, r, h.singleLimit)
 	if err != nil {
-		return "", err
+		return "", in, err
 	}
-	var in input
-	if text {
+	switch {
+	case emptyOK && len(bytes.TrimSpace(raw)) == 0:
+	case text:
 		if !utf8.Valid(raw) {
-			return "", herald.NewError(herald.InvalidMessage, "a text/plain body must be valid UTF-8")
+			return "", in, herald.NewError(herald.InvalidMessage, "a text/plain body must be valid UTF-8")
 		}
 		in.Body = string(raw)
-	} else {
+	default:
 		if err := json.Unmarshal(raw, &in); err != nil {
-			return "", decodeErr(err)
+			return "", in, decodeErr(err)
 		}
 		if in.User != "" && in.User != user {
-			return "", herald.NewError(herald.InvalidMessage, "user in the body does not match the user in the path")
+			return "", in, herald.NewError(herald.InvalidMessage, "user in the body does not match the user in the path")
 		}
 	}
-	env, payload, err := h.envelope(user, in, r.Header.Get("Idempotency-Key"))
+	return user, in, nil
+}
+
+// store writes the message in of user: 201 with its seq, 200 for a
+// duplicate, or 202 with deliver_at for a scheduled message.
+func (h *Handler) store(w http.ResponseWriter, r *http.Request, user string, in input) (string, error) {
+	t := now()
+	d, err := readDefaults(r, t)
+	if err != nil {
+		return "", err
+	}
+	env, msg, err := h.write(user, in, r.Header.Get("Idempotency-Key"), d, t)
 	if err != nil {
 		return "", err
 	}
@@ -85,12 +117,25 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) (string, error
 	ctx, cancel := context.WithTimeout(r.Context(), h.ingest.PublishTimeout)
 	defer cancel()
 	start := time.Now()
-	ack, err := h.pub.PublishMsg(ctx, h.natsMsg(user, env.ID, payload))
+	ack, err := h.pub.PublishMsg(ctx, msg)
 	if err != nil {
 		return "", h.publishErr(user, err)
 	}
 	h.metrics.publish.Observe(time.Since(start).Seconds())
 
+	if msg.Subject != h.subjects.User(user) {
+		// A schedule: its own seq is not the message's, which exists
+		// only once JetStream stores it on the user's subject.
+		h.logStored(user, ack.Sequence, ack.Duplicate)
+		if !ack.Duplicate {
+			h.metrics.messages.Inc()
+		}
+		herald.WriteJSON(w, http.StatusAccepted, scheduled{ID: env.ID, DeliverAt: env.Time, Duplicate: ack.Duplicate})
+		if ack.Duplicate {
+			return outcomeDuplicate, nil
+		}
+		return outcomeOK, nil
+	}
 	resp := published{ID: env.ID, Seq: ack.Sequence, User: user, Time: &env.Time}
 	if ack.Duplicate {
 		orig, err := h.original(ctx, user, env.ID, ack.Sequence)
@@ -211,9 +256,12 @@ func jsonKind(goType string) string {
 	}
 }
 
-// envelope builds and encodes the stored envelope of in for user. key is the
-// Idempotency-Key header ("" when absent).
-func (h *Handler) envelope(user string, in input, key string) (streams.Envelope, []byte, error) {
+// write builds, encodes and checks the stored envelope of in for user and
+// returns it with its write. key is the Idempotency-Key header ("" when
+// absent), d the request's lifecycle headers, t the time of the request.
+// A scheduled message's time is its deliver_at; a message with a ttl
+// expires at its time plus the ttl.
+func (h *Handler) write(user string, in input, key string, d defaults, t time.Time) (streams.Envelope, *nats.Msg, error) {
 	id := in.ID
 	if key != "" {
 		if id != "" && id != key {
@@ -226,13 +274,24 @@ func (h *Handler) envelope(user string, in input, key string) (streams.Envelope,
 			return streams.Envelope{}, nil, herald.WrapError(herald.InvalidMessage, err, err.Error())
 		}
 	}
-	t := now()
+	lc, err := h.lifecycle(in, d, t)
+	if err != nil {
+		return streams.Envelope{}, nil, err
+	}
 	if id == "" {
 		id = h.ids.next(t)
 	}
 	env := streams.Envelope{
 		ID: id, User: user, Time: t,
 		Title: in.Title, Body: in.Body, Priority: in.Priority, Tags: in.Tags, Data: in.Data,
+		Ref: in.Ref, Op: in.Op,
+	}
+	if !lc.DeliverAt.IsZero() {
+		env.Time = lc.DeliverAt
+	}
+	if lc.TTL > 0 {
+		exp := env.Time.Add((lc.TTL + time.Second - 1) / time.Second * time.Second)
+		env.Expires = &exp
 	}
 	if err := env.Validate(); err != nil {
 		return streams.Envelope{}, nil, herald.WrapError(herald.InvalidMessage, err, err.Error())
@@ -244,17 +303,9 @@ func (h *Handler) envelope(user string, in input, key string) (streams.Envelope,
 	if len(payload) > h.ingest.MaxMessageBytes {
 		return streams.Envelope{}, nil, herald.NewError(herald.TooLarge, "the stored message would be %d bytes; the limit is %d", len(payload), h.ingest.MaxMessageBytes)
 	}
-	return env, payload, nil
-}
-
-// natsMsg is the write of one envelope: on the user's subject, with the id
-// scoped by user as Nats-Msg-Id and the stream as Nats-Expected-Stream.
-func (h *Handler) natsMsg(user, id string, payload []byte) *nats.Msg {
-	m := nats.NewMsg(h.subjects.User(user))
-	m.Data = payload
-	m.Header.Set(jetstream.MsgIDHeader, streams.MsgID(user, id))
+	m := h.subjects.NewMsg(user, id, payload, lc)
 	m.Header.Set(jetstream.ExpectedStreamHeader, h.streamName)
-	return m
+	return env, m, nil
 }
 
 // publishErr maps a failed write: a payload over the NATS max payload is
