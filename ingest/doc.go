@@ -41,9 +41,12 @@
 //     is 202 with "duplicate":true. A new schedule with the id of a pending
 //     one, after the window, replaces it (JetStream keeps one schedule per
 //     subject). To change a pending schedule, cancel it and publish again.
-//   - A cancel and the schedule firing race only within JetStream: the
-//     purge that cancels also counts, so the answer is 204 (never stored)
-//     or 404 (already stored), never both.
+//   - A cancel is one purge of the schedule's subject, which also counts
+//     what it removed: 204 when a schedule was removed, 404 when there was
+//     none. A cancel that lands in the same instant as deliver_at can be
+//     204 although JetStream was already storing the message: JetStream
+//     copies a due schedule before it removes it, and stores the copy even
+//     when the schedule is gone by then.
 //   - DELETE on a message takes an optional JSON body (for example an id or
 //     a ttl for the delete itself); PUT takes the body of a publish, whose
 //     ref and op, if given, must match the path and the method.

@@ -89,9 +89,10 @@ var ErrNotFound = errors.New("streams: no message on the subject")
 
 // PurgeSubject removes every message of subject from stream and returns
 // how many there were; ErrNotFound (wrapped) when there were none. One
-// purge both removes and counts, so that a schedule that fires while it
-// is cancelled is reported either as cancelled or as not found, never
-// both (nats.go's Purge does not return the count).
+// request both removes and counts (nats.go's Purge does not return the
+// count), so no other write can come between the two. A schedule that is
+// due at that instant may still be stored, as JetStream copies a due
+// schedule before it removes it.
 func PurgeSubject(ctx context.Context, js jetstream.JetStream, stream, subject string) (uint64, error) {
 	req, err := json.Marshal(struct {
 		Filter string `json:"filter"`
