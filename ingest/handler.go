@@ -60,7 +60,7 @@ type Handler struct {
 	subjects     streams.Subjects
 	maxBodyBytes int64
 	singleLimit  int64
-	keys         keyring
+	keys         *token.Keyring
 	limiter      *rateLimiter  // nil: no producer rate limit
 	batchSlots   chan struct{} // a send takes a batch slot; nil: unlimited
 	tokens       TokenVerifier
@@ -118,7 +118,7 @@ func New(opts Options, js jetstream.JetStream) (*Handler, error) {
 		maxBodyBytes: opts.MaxBodyBytes,
 		singleLimit:  min(opts.MaxBodyBytes, 2*int64(opts.Ingest.MaxMessageBytes)+4<<10),
 		keys:         keys,
-		limiter:      newRateLimiter(opts.Ingest, len(keys)),
+		limiter:      newRateLimiter(opts.Ingest, keys.Len()),
 		tokens:       opts.Tokens,
 		pub:          js,
 		js:           js,

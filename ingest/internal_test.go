@@ -161,7 +161,7 @@ func TestKeyring(t *testing.T) {
 		"first-key-0123456789": true, "second-key-0123456789": true,
 		"": false, "first-key-012345678": false, "first-key-01234567890": false, "FIRST-key-0123456789": false,
 	} {
-		if kr.match(key) != want {
+		if kr.Match(key) != want {
 			t.Errorf("match(%q) = %v", key, !want)
 		}
 	}

@@ -1,8 +1,6 @@
 package ingest
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"fmt"
 	"net/http"
 	"time"
@@ -36,17 +34,6 @@ func newRateLimiter(c config.Ingest, keys int) *rateLimiter {
 	return rl
 }
 
-// index returns the position of key in the keyring, -1 if it is none. Like
-// match it compares against every key in constant time.
-func (kr keyring) index(key string) int {
-	d := sha256.Sum256([]byte(key))
-	idx := -1
-	for i := range kr {
-		idx = subtle.ConstantTimeSelect(subtle.ConstantTimeCompare(d[:], kr[i][:]), i, idx)
-	}
-	return idx
-}
-
 // rateLimit takes n tokens from the bucket of the request's producer key,
 // which authProducer accepted. When the bucket holds fewer it takes none and
 // returns 429 rate_limited with Retry-After set to when it will hold n
@@ -57,7 +44,7 @@ func (h *Handler) rateLimit(r *http.Request, n int) error {
 		return nil
 	}
 	key, _ := bearer(r)
-	i := h.keys.index(key)
+	i := h.keys.Index(key)
 	if i < 0 {
 		return nil // not a producer key; authProducer refuses it
 	}
