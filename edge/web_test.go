@@ -31,7 +31,7 @@ func webMux(t *testing.T, console bool) *http.ServeMux {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := token.NewWithPEM("web-test-secret")
+	v, err := token.NewWithPEM("web-test-secret-0123456789abcdef-0123")
 	if err != nil {
 		t.Fatal(err)
 	}
