@@ -54,9 +54,6 @@ type LiveEngine struct {
 	// makes the fan-out drop the live messages it returns true for, as a
 	// lost republish would be.
 	dropLive func(seq uint64) bool
-	// dispatchCap, set only by tests in this package before the first
-	// Open, replaces dispatchQueue (0: dispatchQueue).
-	dispatchCap int
 
 	handleMu sync.Mutex
 	strm     jetstream.Stream   // cached, dropped on error
@@ -127,6 +124,7 @@ func NewLiveEngine(js jetstream.JetStream, stream config.Stream, edge config.Edg
 	for i := range e.shards {
 		e.shards[i].users = map[string]*userSub{}
 	}
+	e.disp.handle = e.fanOut
 	return e, nil
 }
 
