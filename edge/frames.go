@@ -20,6 +20,7 @@ const (
 	kindMessage
 	kindSynced
 	kindError
+	kindRead
 )
 
 // event is the SSE event name of k; message events have none (the
@@ -32,14 +33,16 @@ func (k frameKind) event() string {
 		return "synced"
 	case kindError:
 		return "error"
+	case kindRead:
+		return "read"
 	}
 	return ""
 }
 
 // The frames are the root package's types (SPEC §6); these encode them.
 
-func encodeWelcome(d Device, st Start) []byte {
-	f := herald.WelcomeFrame{User: d.User, Device: d.Device, Gap: st.Gap}
+func encodeWelcome(d Device, st Start, read uint64) []byte {
+	f := herald.WelcomeFrame{User: d.User, Device: d.Device, Gap: st.Gap, Read: read}
 	if st.From != 0 {
 		from := st.From
 		f.From = &from
@@ -72,6 +75,10 @@ func (f *sharedFrame) get(del Delivery) []byte {
 
 func encodeSynced(seq uint64) []byte {
 	return mustJSON(herald.SyncedFrame{Seq: seq})
+}
+
+func encodeRead(seq uint64, device string) []byte {
+	return mustJSON(herald.ReadFrame{Seq: seq, Device: device})
 }
 
 func encodeError(code herald.Code, msg string) []byte {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/herald-push/herald"
@@ -27,26 +28,41 @@ type TokenVerifier interface {
 
 // Options configure a Server.
 type Options struct {
-	Edge       config.Edge
-	Engine     Engine
-	Tokens     TokenVerifier
-	Logger     *slog.Logger          // nil: discard
-	Registerer prometheus.Registerer // nil: no metrics
+	Edge   config.Edge
+	Engine Engine
+	Tokens TokenVerifier
+	// JetStream reaches the devices bucket (read positions, device status)
+	// and the stream, and its connection carries the control subjects that
+	// share acks and reads with the other edges. nil: no read state, no
+	// device status, and acks stay on this edge.
+	JetStream jetstream.JetStream
+	// Stream names the stream and its subject prefix (with JetStream).
+	Stream config.Stream
+	// Timeout bounds each JetStream call of the server itself (0: 5 s).
+	Timeout time.Duration
+	// ProducerKeys admit producers to device status; none: only the
+	// user's own token does.
+	ProducerKeys []string
+	Logger       *slog.Logger          // nil: discard
+	Registerer   prometheus.Registerer // nil: no metrics
 	// CheckOrigin decides browser upgrades; nil: same origin or one of
 	// Edge.AllowedOrigins (see Gate).
 	CheckOrigin func(r *http.Request) bool
 }
 
 // Server is the device-facing edge: the WebSocket and SSE endpoints, POST
-// /v1/ack, the registry of live sessions, and the browser files (the
-// JavaScript client and the console, web.go).
+// /v1/ack and /v1/read, device status, the registry of live sessions, and
+// the browser files (the JavaScript client and the console, web.go).
 type Server struct {
-	opts    Options
-	log     *slog.Logger
-	metrics *metrics
-	up      websocket.Upgrader
-	lim     *limits // request gate: IP rate, origin, connection limit
-	web     webFiles
+	opts      Options
+	log       *slog.Logger
+	metrics   *metrics
+	up        websocket.Upgrader
+	lim       *limits // request gate: IP rate, origin, connection limit
+	web       webFiles
+	reads     *readStore     // nil without Options.JetStream
+	ctl       *control       // nil without Options.JetStream
+	producers *token.Keyring // nil without Options.ProducerKeys
 
 	ctx    context.Context // parent of every session
 	cancel context.CancelFunc
@@ -85,6 +101,15 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	var producers *token.Keyring
+	if len(opts.ProducerKeys) > 0 {
+		if producers, err = token.NewKeyring(opts.ProducerKeys); err != nil {
+			return nil, fmt.Errorf("edge: new: %w", err)
+		}
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 5 * time.Second
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		opts:    opts,
@@ -103,10 +128,16 @@ func New(opts Options) (*Server, error) {
 			// with a JSON 403 rather than the upgrader's plain text.
 			CheckOrigin: func(*http.Request) bool { return true },
 		},
-		lim:    newLimits(opts.Edge, opts.CheckOrigin),
-		web:    files,
-		ctx:    ctx,
-		cancel: cancel,
+		lim:       newLimits(opts.Edge, opts.CheckOrigin),
+		web:       files,
+		producers: producers,
+		ctx:       ctx,
+		cancel:    cancel,
+	}
+	if opts.JetStream != nil {
+		subj := streams.Subjects{Prefix: opts.Stream.Prefix}
+		s.reads = newReadStore(opts.JetStream, opts.Stream.Name, subj, opts.Timeout)
+		s.ctl = newControl(opts.JetStream.Conn(), subj, s, s.log)
 	}
 	// A handshake the upgrader refuses (no or a bad Sec-WebSocket-Key, a
 	// version other than 13) gets the JSON error and is counted, like
@@ -129,7 +160,11 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/ws", s.handleWS)
 	mux.HandleFunc("GET /v1/sse", s.handleSSE)
 	mux.HandleFunc("POST /v1/ack", s.handleAck)
-	mux.HandleFunc("OPTIONS /v1/ack", s.handleAckPreflight)
+	mux.HandleFunc("OPTIONS /v1/ack", s.handlePreflight("POST"))
+	mux.HandleFunc("POST /v1/read", s.handleRead)
+	mux.HandleFunc("OPTIONS /v1/read", s.handlePreflight("POST"))
+	mux.HandleFunc("GET /v1/users/{user}/devices", s.handleDevices)
+	mux.HandleFunc("OPTIONS /v1/users/{user}/devices", s.handlePreflight("GET"))
 	s.web.register(mux)
 }
 
@@ -146,11 +181,12 @@ func shardIndex(key string, n int) uint64 {
 	return maphash.String(shardSeed, key) % uint64(n)
 }
 
-// admit registers a session unless the server is shutting down.
+// admit registers a session unless the server is shutting down, and joins
+// its user's control subject.
 func (s *Server) admit(ss *session) bool {
 	s.closingMu.Lock()
-	defer s.closingMu.Unlock()
 	if s.closing {
+		s.closingMu.Unlock()
 		return false
 	}
 	s.wg.Add(1)
@@ -159,10 +195,14 @@ func (s *Server) admit(ss *session) bool {
 	sh.sessions[ss] = struct{}{}
 	sh.perUser[ss.dev.User]++
 	sh.mu.Unlock()
+	s.closingMu.Unlock()
+	ss.hooks = s
+	s.ctl.join(ss.dev.User)
 	return true
 }
 
 func (s *Server) release(ss *session) {
+	s.ctl.leave(ss.dev.User)
 	sh := s.shardOf(ss.dev.User)
 	sh.mu.Lock()
 	delete(sh.sessions, ss)
@@ -276,14 +316,24 @@ func (s *Server) overUserLimit(user string) bool {
 }
 
 // serveSession runs an admitted session over out, its transport: it
-// counts the connection, sends the welcome, calls run (the transport's
+// counts the connection, sends the welcome (with the user's read
+// position, read after the session joined its user's control subject, so
+// that a later move arrives as a read frame), calls run (the transport's
 // loop) until the session has ended, then closes the feed, which keeps
 // the device's position, and counts the close.
 func (s *Server) serveSession(ss *session, out transport, name string, run func()) {
 	conns := s.metrics.conns[name]
 	conns.Inc()
 	defer conns.Dec()
-	if !out.write(kindWelcome, 0, encodeWelcome(ss.dev, ss.start)) {
+	var read uint64
+	if s.reads != nil && ss.ctx.Err() == nil {
+		var err error
+		if read, err = s.reads.get(ss.ctx, ss.dev.User); err != nil && ss.ctx.Err() == nil {
+			ss.log().Warn("read position for the welcome", "err", err)
+		}
+		ss.readSent(read)
+	}
+	if !out.write(kindWelcome, 0, encodeWelcome(ss.dev, ss.start, read)) {
 		ss.close(CloseSlow)
 	}
 	run()

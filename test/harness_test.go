@@ -151,7 +151,10 @@ func buildEdge(t testing.TB, nc *nats.Conn, cfg config.Config) (es *edge.Server,
 		t.Fatal(err)
 	}
 	reg = prometheus.NewRegistry()
-	es, err = edge.New(edge.Options{Edge: cfg.Edge, Engine: eng, Tokens: v, Registerer: reg})
+	es, err = edge.New(edge.Options{
+		Edge: cfg.Edge, Engine: eng, Tokens: v, Registerer: reg,
+		JetStream: js, Stream: cfg.Stream, ProducerKeys: cfg.Ingest.ProducerKeys,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

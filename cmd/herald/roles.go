@@ -117,7 +117,11 @@ func newNode(cfg config.Config, nc *nats.Conn, roles roleSet, log *slog.Logger, 
 		if err != nil {
 			return nil, err
 		}
-		es, err := edge.New(edge.Options{Edge: cfg.Edge, Engine: eng, Tokens: verifier, Logger: log, Registerer: reg})
+		es, err := edge.New(edge.Options{
+			Edge: cfg.Edge, Engine: eng, Tokens: verifier,
+			JetStream: js, Stream: cfg.Stream, Timeout: cfg.NATS.Timeout, ProducerKeys: cfg.Ingest.ProducerKeys,
+			Logger: log, Registerer: reg,
+		})
 		if err != nil {
 			return nil, fmt.Errorf("cmd: edge: %w", err)
 		}
