@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"slices"
 	"sync"
@@ -251,14 +252,13 @@ func (c *control) presence(ctx context.Context, user string) (map[string]bool, e
 		}
 		m, err := sub.NextMsgWithContext(wctx)
 		cancel()
-		if err != nil {
-			if first && ctx.Err() == nil {
-				return nil, unavailable("presence", err)
-			}
+		switch {
+		case errors.Is(err, nats.ErrNoResponders):
+			return online, nil // no edge holds a stream of the user
+		case err != nil && first && ctx.Err() == nil:
+			return nil, unavailable("presence", err)
+		case err != nil:
 			return online, nil
-		}
-		if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
-			return online, nil // no responders: no edge holds a stream of the user
 		}
 		first = false
 		var r presenceReply
