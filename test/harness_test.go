@@ -208,7 +208,17 @@ func newEdge(t *testing.T, c *cluster) *edgeNode {
 // newEdgeOn starts an edge whose engine uses nc.
 func newEdgeOn(t testing.TB, cfg config.Config, nc *nats.Conn) *edgeNode {
 	t.Helper()
+	return newEdgeWith(t, cfg, nc, nil)
+}
+
+// newEdgeWith is newEdgeOn that lets more registers more routes on the
+// edge's mux first (nil: none).
+func newEdgeWith(t testing.TB, cfg config.Config, nc *nats.Conn, more func(*http.ServeMux, *prometheus.Registry)) *edgeNode {
+	t.Helper()
 	es, reg, mux, stopEngine := buildEdge(t, nc, cfg)
+	if more != nil {
+		more(mux, reg)
+	}
 	hs := httptest.NewServer(mux)
 	var once sync.Once
 	shutdown := func(t testing.TB, report bool) {
