@@ -16,7 +16,7 @@ func TestPublishIdempotencyAcrossPaths(t *testing.T) {
 	srv := streamstest.RunServer(t)
 	url := srv.ClientURL()
 	const key = "publish-test-producer-key-0123"
-	env := []string{"HERALD_JWT_SECRET=publish-test-secret-0123456789", "HERALD_PRODUCER_KEYS=" + key}
+	env := []string{"HERALD_JWT_SECRET=publish-test-secret-0123456789abcdef", "HERALD_PRODUCER_KEYS=" + key}
 	if _, _, err := runCmd(t, nil, "streams", "apply", "--nats-url", url, "--wait", "10s"); err != nil {
 		t.Fatal(err)
 	}
