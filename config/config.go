@@ -13,12 +13,17 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/herald-push/herald/edge"
+	"github.com/herald-push/herald/edge/token"
+	"github.com/herald-push/herald/ingest"
+	"github.com/herald-push/herald/streams"
 )
 
 // Delivery engines (SPEC §1).
 const (
-	DeliveryConsumer = "consumer"
-	DeliveryLive     = "live"
+	DeliveryConsumer = edge.DeliveryConsumer
+	DeliveryLive     = edge.DeliveryLive
 )
 
 // Config is the whole configuration of every Herald role.
@@ -27,27 +32,42 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// DataDir holds the embedded NATS store and generated credentials (serve).
 	DataDir string `yaml:"data_dir"`
-	NATS    NATS   `yaml:"nats"`
-	Stream  Stream `yaml:"stream"`
-	Ingest  Ingest `yaml:"ingest"`
-	Auth    Auth   `yaml:"auth"`
-	Edge    Edge   `yaml:"edge"`
-	Log     Log    `yaml:"log"`
-	HTTP    HTTP   `yaml:"http"`
+	// NATS is how every role connects to NATS.
+	NATS NATS `yaml:"nats"`
+	// Stream defines the HERALD stream and its subjects.
+	Stream Stream `yaml:"stream"`
+	// Ingest configures the producer API.
+	Ingest Ingest `yaml:"ingest"`
+	// Auth configures client tokens.
+	Auth Auth `yaml:"auth"`
+	// Edge configures device delivery.
+	Edge Edge `yaml:"edge"`
+	// Log configures the logs.
+	Log Log `yaml:"log"`
+	// HTTP configures the HTTP listeners.
+	HTTP HTTP `yaml:"http"`
 }
 
 // NATS is how Herald connects to NATS, and for serve, where the embedded
 // server listens.
 type NATS struct {
 	// URL is a comma-separated list of server URLs (ingest, edge, streams).
-	URL      string `yaml:"url"`
-	Token    string `yaml:"token"`
-	User     string `yaml:"user"`
+	URL string `yaml:"url"`
+	// Token authenticates with a NATS token (not with User).
+	Token string `yaml:"token"`
+	// User and Password authenticate with a NATS user.
+	User string `yaml:"user"`
+	// Password is User's password.
 	Password string `yaml:"password"`
-	Creds    string `yaml:"creds"`
-	TLSCA    string `yaml:"tls_ca"`
-	TLSCert  string `yaml:"tls_cert"`
-	TLSKey   string `yaml:"tls_key"`
+	// Creds is a NATS credentials file (JWT and NKey seed).
+	Creds string `yaml:"creds"`
+	// TLSCA is a PEM file of the CAs that sign the NATS servers'
+	// certificates.
+	TLSCA string `yaml:"tls_ca"`
+	// TLSCert is a PEM client certificate for mutual TLS, with TLSKey.
+	TLSCert string `yaml:"tls_cert"`
+	// TLSKey is TLSCert's PEM private key.
+	TLSKey string `yaml:"tls_key"`
 	// Embedded is the client listen address of the embedded server in
 	// serve; "off" disables the client port.
 	Embedded string `yaml:"embedded_listen"`
@@ -62,96 +82,34 @@ type NATS struct {
 	SyncInterval string `yaml:"sync_interval"`
 }
 
-// Stream is the definition of the HERALD stream (SPEC §9).
-type Stream struct {
-	Name            string        `yaml:"name"`
-	Prefix          string        `yaml:"prefix"`
-	MaxAge          time.Duration `yaml:"max_age"`
-	MaxMsgsPerUser  int64         `yaml:"max_msgs_per_user"`
-	MaxBytes        int64         `yaml:"max_bytes"` // 0: unlimited
-	DuplicateWindow time.Duration `yaml:"duplicate_window"`
-	Replicas        int           `yaml:"replicas"`
-	MaxConsumers    int           `yaml:"max_consumers"`
-}
+// The sections of the packages that own them: each package defines its
+// section's fields, defaults and checks; this package names them, reads
+// them and reports their problems with their YAML paths.
+type (
+	// Stream is the stream: section (streams.Config).
+	Stream = streams.Config
+	// Ingest is the ingest: section (ingest.Config).
+	Ingest = ingest.Config
+	// Auth is the auth: section (token.Config).
+	Auth = token.Config
+	// Edge is the edge: section (edge.Config).
+	Edge = edge.Config
+)
 
-// Ingest configures the producer API.
-type Ingest struct {
-	ProducerKeys    []string      `yaml:"producer_keys"`
-	MaxMessageBytes int           `yaml:"max_message_bytes"`
-	MaxBatch        int           `yaml:"max_batch"`
-	PublishTimeout  time.Duration `yaml:"publish_timeout"`
-	RetryAfter      time.Duration `yaml:"retry_after"`
-	// RateLimit is the messages per second each producer key may publish
-	// (a token bucket; a batch takes one token per message). 0: unlimited.
-	RateLimit int `yaml:"rate_limit"`
-	// RateBurst is the bucket size of RateLimit, and so the largest batch
-	// a rate-limited key can send.
-	RateBurst int `yaml:"rate_burst"`
-	// MaxConcurrentBatches bounds the batch requests one ingest node
-	// decodes and publishes at once; a batch beyond it waits up to
-	// PublishTimeout for a slot, then gets 503. 0: unlimited.
-	MaxConcurrentBatches int `yaml:"max_concurrent_batches"`
-}
-
-// MinJWTSecretBytes is the shortest auth.jwt_secret accepted: HS256 needs a
-// key of at least the hash size, 256 bits (RFC 7518 §3.2).
-const MinJWTSecretBytes = 32
-
-// Auth configures client tokens (SPEC §5).
-type Auth struct {
-	// JWTSecret verifies HS256 tokens and signs `herald token`; at least
-	// MinJWTSecretBytes bytes.
-	JWTSecret string `yaml:"jwt_secret"`
-	// PublicKeys are PEM files of EdDSA, ES256 or RS256 public keys.
-	PublicKeys []string `yaml:"public_keys"`
-	// MaxTokenTTL is the longest lifetime a client token may have: exp
-	// minus iat (or minus now when it has no iat). Longer tokens are
-	// refused. 0: no maximum.
-	MaxTokenTTL time.Duration `yaml:"max_token_ttl"`
-}
-
-// Edge configures device delivery (SPEC §6).
-type Edge struct {
-	Delivery         string        `yaml:"delivery"`
-	AckWait          time.Duration `yaml:"ack_wait"`
-	MaxInflight      int           `yaml:"max_inflight"`
-	WriteTimeout     time.Duration `yaml:"write_timeout"`
-	PingInterval     time.Duration `yaml:"ping_interval"`
-	IdleTimeout      time.Duration `yaml:"idle_timeout"`
-	DeviceTTL        time.Duration `yaml:"device_ttl"`
-	NewDeviceBacklog int           `yaml:"new_device_backlog"`
-	MaxFrameBytes    int           `yaml:"max_frame_bytes"`
-	SendQueue        int           `yaml:"send_queue"`
-	MaxConnsPerUser  int           `yaml:"max_conns_per_user"` // 0: unlimited
-	// MaxDevicesPerUser bounds the devices (positions kept for the device
-	// TTL) of one user; a new device beyond it is refused before the
-	// upgrade with 429 too_many_devices. 0: unlimited.
-	MaxDevicesPerUser int           `yaml:"max_devices_per_user"`
-	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
-	// MaxConns bounds the connections of one edge; beyond it an upgrade is
-	// refused with 503 unavailable. 0: unlimited.
-	MaxConns int `yaml:"max_conns"`
-	// IPConnectRate is the connection attempts per second one client IP
-	// may make (a token bucket of IPConnectBurst); beyond it 429
-	// rate_limited. 0: unlimited.
-	IPConnectRate  int `yaml:"ip_connect_rate"`
-	IPConnectBurst int `yaml:"ip_connect_burst"`
-	// AllowedOrigins are the Origin values (scheme://host[:port]) a browser
-	// upgrade may come from besides the edge's own host; "*" allows any.
-	AllowedOrigins []string `yaml:"allowed_origins"`
-	// Console serves the web console at GET / (the JavaScript client at
-	// GET /v1/herald.js is served either way).
-	Console bool `yaml:"console"`
-}
+// MinJWTSecretBytes is the shortest auth.jwt_secret accepted.
+const MinJWTSecretBytes = token.MinSecretBytes
 
 // Log configures log/slog output.
 type Log struct {
-	Level  string `yaml:"level"`
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is text or json.
 	Format string `yaml:"format"`
 }
 
 // HTTP configures the HTTP server.
 type HTTP struct {
+	// ReadHeaderTimeout bounds the reading of a request's headers.
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
 	// BodyTimeout bounds the reading of a request body, from the end of
 	// the headers, before routing and authentication.
@@ -160,12 +118,14 @@ type HTTP struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// MaxHeaderBytes bounds the request line and headers; beyond it the
 	// answer is 431 too_large.
-	MaxHeaderBytes int   `yaml:"max_header_bytes"`
-	MaxBodyBytes   int64 `yaml:"max_body_bytes"`
-	// TLSCert and TLSKey are PEM files; when set the listener serves
-	// HTTPS and WSS only.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxBodyBytes is the hard cap on a request body (413 too_large).
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// TLSCert is a PEM certificate; with TLSKey the listener serves HTTPS
+	// and WSS only.
 	TLSCert string `yaml:"tls_cert"`
-	TLSKey  string `yaml:"tls_key"`
+	// TLSKey is TLSCert's PEM private key.
+	TLSKey string `yaml:"tls_key"`
 	// AdminListen is the address of the admin listener (/debug/pprof/ and
 	// /metrics); "" keeps it off.
 	AdminListen string `yaml:"admin_listen"`
@@ -182,48 +142,12 @@ func Default() Config {
 			Timeout:      5 * time.Second,
 			SyncInterval: "2m",
 		},
-		Stream: Stream{
-			Name:            "HERALD",
-			Prefix:          "herald",
-			MaxAge:          7 * 24 * time.Hour,
-			MaxMsgsPerUser:  10000,
-			DuplicateWindow: 2 * time.Minute,
-			Replicas:        1,
-			MaxConsumers:    100000,
-		},
-		Ingest: Ingest{
-			MaxMessageBytes: 64 << 10,
-			MaxBatch:        1000,
-			PublishTimeout:  5 * time.Second,
-			RetryAfter:      time.Second,
-			RateBurst:       1000,
-			// A batch in progress holds its encoded messages, about the
-			// size of its body, until JetStream acks them: 8 bound that
-			// to about 8 × http.max_body_bytes per node.
-			MaxConcurrentBatches: 8,
-		},
-		Edge: Edge{
-			Delivery:        DeliveryLive,
-			AckWait:         30 * time.Second,
-			MaxInflight:     256,
-			WriteTimeout:    10 * time.Second,
-			PingInterval:    30 * time.Second,
-			IdleTimeout:     60 * time.Second,
-			DeviceTTL:       30 * 24 * time.Hour,
-			MaxFrameBytes:   4 << 10,
-			SendQueue:       512,
-			ShutdownTimeout: 10 * time.Second,
-			Console:         true,
-			// Limits a normal deployment does not reach; 0 turns each off.
-			MaxConnsPerUser:   64,
-			MaxDevicesPerUser: 32,
-			MaxConns:          100000,
-			IPConnectRate:     20,
-			IPConnectBurst:    50,
-		},
-		Auth: Auth{MaxTokenTTL: 30 * 24 * time.Hour},
-		Log:  Log{Level: "info", Format: "text"},
-		HTTP: HTTP{ReadHeaderTimeout: 10 * time.Second, BodyTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10, MaxBodyBytes: 8 << 20},
+		Stream: streams.DefaultConfig(),
+		Ingest: ingest.DefaultConfig(),
+		Edge:   edge.DefaultConfig(),
+		Auth:   token.DefaultConfig(),
+		Log:    Log{Level: "info", Format: "text"},
+		HTTP:   HTTP{ReadHeaderTimeout: 10 * time.Second, BodyTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10, MaxBodyBytes: 8 << 20},
 	}
 }
 
@@ -250,10 +174,10 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.NATS.validate(bad)
-	c.Stream.validate(bad)
-	c.Ingest.validate(bad)
-	c.Auth.validate(bad)
-	c.Edge.validate(bad)
+	c.Stream.Check(section("stream", bad))
+	c.Ingest.Check(section("ingest", bad))
+	c.Auth.Check(section("auth", bad))
+	c.Edge.Check(section("edge", bad))
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -291,6 +215,11 @@ func (c *Config) Validate() error {
 }
 
 type badFunc func(path string, v any, msg string)
+
+// section prefixes the keys a package's Check reports with its section.
+func section(name string, bad badFunc) func(key string, v any, msg string) {
+	return func(key string, v any, msg string) { bad(name+"."+key, v, msg) }
+}
 
 func (n *NATS) validate(bad badFunc) {
 	for _, u := range n.URLs() {
@@ -340,135 +269,4 @@ func (n *NATS) URLs() []string {
 		}
 	}
 	return out
-}
-
-func (s *Stream) validate(bad badFunc) {
-	if s.Name == "" || strings.ContainsAny(s.Name, ".*> \t") {
-		bad("stream.name", s.Name, "must be a non-empty name without . * > or spaces")
-	}
-	if s.Prefix == "" || strings.ContainsAny(s.Prefix, "*> \t") || strings.HasPrefix(s.Prefix, ".") || strings.HasSuffix(s.Prefix, ".") || strings.Contains(s.Prefix, "..") {
-		bad("stream.prefix", s.Prefix, "must be dot-separated tokens without wildcards")
-	}
-	if s.MaxAge < 0 {
-		bad("stream.max_age", s.MaxAge, "must not be negative (0: unlimited)")
-	}
-	if s.MaxMsgsPerUser < 0 {
-		bad("stream.max_msgs_per_user", s.MaxMsgsPerUser, "must not be negative (0: unlimited)")
-	}
-	if s.MaxBytes < 0 {
-		bad("stream.max_bytes", s.MaxBytes, "must not be negative (0: unlimited)")
-	}
-	if s.DuplicateWindow <= 0 {
-		bad("stream.duplicate_window", s.DuplicateWindow, "must be positive")
-	}
-	if s.MaxAge > 0 && s.DuplicateWindow > s.MaxAge {
-		bad("stream.duplicate_window", s.DuplicateWindow, "must not exceed stream.max_age")
-	}
-	if s.Replicas < 1 || s.Replicas > 5 {
-		bad("stream.replicas", s.Replicas, "must be 1 to 5")
-	}
-	if s.MaxConsumers < 1 {
-		bad("stream.max_consumers", s.MaxConsumers, "must be positive")
-	}
-}
-
-func (i *Ingest) validate(bad badFunc) {
-	for _, k := range i.ProducerKeys {
-		if len(k) < 16 {
-			bad("ingest.producer_keys", "***", "each key must be at least 16 characters")
-			break
-		}
-	}
-	if i.MaxMessageBytes < 256 || i.MaxMessageBytes > 64<<20 {
-		bad("ingest.max_message_bytes", i.MaxMessageBytes, "must be 256 B to 64 MiB (and at most the NATS max payload)")
-	}
-	if i.MaxBatch < 1 || i.MaxBatch > 100000 {
-		bad("ingest.max_batch", i.MaxBatch, "must be 1 to 100000")
-	}
-	if i.PublishTimeout <= 0 {
-		bad("ingest.publish_timeout", i.PublishTimeout, "must be positive")
-	}
-	if i.RetryAfter < time.Second {
-		bad("ingest.retry_after", i.RetryAfter, "must be at least 1s")
-	}
-	if i.RateLimit < 0 {
-		bad("ingest.rate_limit", i.RateLimit, "must not be negative (0: unlimited)")
-	}
-	if i.RateLimit > 0 && i.RateBurst < 1 {
-		bad("ingest.rate_burst", i.RateBurst, "must be positive when ingest.rate_limit is set")
-	}
-	if i.MaxConcurrentBatches < 0 {
-		bad("ingest.max_concurrent_batches", i.MaxConcurrentBatches, "must not be negative (0: unlimited)")
-	}
-}
-
-func (a *Auth) validate(bad badFunc) {
-	if a.JWTSecret != "" && len(a.JWTSecret) < MinJWTSecretBytes {
-		bad("auth.jwt_secret", "***", fmt.Sprintf("must be at least %d bytes (HS256 needs a 256-bit key, RFC 7518 §3.2); generate one with `openssl rand -hex 32`", MinJWTSecretBytes))
-	}
-	if a.MaxTokenTTL < 0 {
-		bad("auth.max_token_ttl", a.MaxTokenTTL, "must not be negative (0: no maximum)")
-	}
-}
-
-func (e *Edge) validate(bad badFunc) {
-	switch e.Delivery {
-	case DeliveryConsumer, DeliveryLive:
-	default:
-		bad("edge.delivery", e.Delivery, "must be consumer or live")
-	}
-	if e.AckWait < 100*time.Millisecond {
-		bad("edge.ack_wait", e.AckWait, "must be at least 100ms")
-	}
-	if e.MaxInflight < 1 || e.MaxInflight > 10000 {
-		bad("edge.max_inflight", e.MaxInflight, "must be 1 to 10000")
-	}
-	if e.WriteTimeout <= 0 {
-		bad("edge.write_timeout", e.WriteTimeout, "must be positive")
-	}
-	if e.PingInterval <= 0 {
-		bad("edge.ping_interval", e.PingInterval, "must be positive")
-	}
-	if e.IdleTimeout <= e.PingInterval {
-		bad("edge.idle_timeout", e.IdleTimeout, "must be longer than edge.ping_interval")
-	}
-	if e.DeviceTTL < time.Minute {
-		bad("edge.device_ttl", e.DeviceTTL, "must be at least 1m")
-	}
-	if e.NewDeviceBacklog < 0 {
-		bad("edge.new_device_backlog", e.NewDeviceBacklog, "must not be negative")
-	}
-	if e.MaxFrameBytes < 64 {
-		bad("edge.max_frame_bytes", e.MaxFrameBytes, "must be at least 64")
-	}
-	if e.MaxConnsPerUser < 0 {
-		bad("edge.max_conns_per_user", e.MaxConnsPerUser, "must not be negative (0: unlimited)")
-	}
-	if e.MaxDevicesPerUser < 0 {
-		bad("edge.max_devices_per_user", e.MaxDevicesPerUser, "must not be negative (0: unlimited)")
-	}
-	if e.SendQueue < 1 {
-		bad("edge.send_queue", e.SendQueue, "must be positive")
-	}
-	if e.ShutdownTimeout <= 0 {
-		bad("edge.shutdown_timeout", e.ShutdownTimeout, "must be positive")
-	}
-	if e.MaxConns < 0 {
-		bad("edge.max_conns", e.MaxConns, "must not be negative (0: unlimited)")
-	}
-	if e.IPConnectRate < 0 {
-		bad("edge.ip_connect_rate", e.IPConnectRate, "must not be negative (0: unlimited)")
-	}
-	if e.IPConnectRate > 0 && e.IPConnectBurst < 1 {
-		bad("edge.ip_connect_burst", e.IPConnectBurst, "must be positive when edge.ip_connect_rate is set")
-	}
-	for _, o := range e.AllowedOrigins {
-		if o == "*" {
-			continue
-		}
-		u, err := url.Parse(o)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-			bad("edge.allowed_origins", o, `each must be "*" or an origin like https://app.example.com`)
-		}
-	}
 }

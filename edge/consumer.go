@@ -16,7 +16,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/streams"
 )
 
@@ -36,8 +35,8 @@ import (
 // then until it reconnects.
 type ConsumerEngine struct {
 	js      jetstream.JetStream
-	stream  config.Stream
-	edge    config.Edge
+	stream  streams.Config
+	edge    Config
 	subj    streams.Subjects
 	timeout time.Duration
 	log     *slog.Logger
@@ -53,7 +52,7 @@ var (
 )
 
 // NewConsumerEngine returns a consumer engine over js.
-func NewConsumerEngine(js jetstream.JetStream, stream config.Stream, edge config.Edge, timeout time.Duration, log *slog.Logger) (*ConsumerEngine, error) {
+func NewConsumerEngine(js jetstream.JetStream, stream streams.Config, edge Config, timeout time.Duration, log *slog.Logger) (*ConsumerEngine, error) {
 	if js == nil {
 		return nil, errors.New("edge: consumer engine: nil JetStream")
 	}

@@ -29,21 +29,22 @@
 // subscription (the last Unsubscribe ends it); the dispatcher never blocks
 // (a full feed queue makes that feed read the store instead, and a full
 // channel makes the client library drop and count the message, which Run
-// re-checks within a second). A feed has no goroutine of its own: Next and
-// Poll do their work on the session's pump.
+// re-checks within a second). A live feed has no goroutine of its own: Poll
+// does its work on the session's pump. A consumer feed has one, its puller,
+// which Open starts and Close stops and waits for: it waits on the pull
+// consumer and hands each message over a channel that holds a window.
 //
 // Concurrency contract: a Server is safe for concurrent use. The HTTP
-// handler upgrades, registers the session in the Server's wait group and
-// starts its goroutine; Shutdown waits for every session. A WebSocket
-// session over a live feed owns one goroutine while idle, its reader, and a
-// pump goroutine only while the feed has something to send (the feed's
-// Notify starts it, it exits when Poll has nothing; the reader waits for
-// the last one). Over a consumer feed, whose Next blocks, the session owns
-// a reader and a pump. The pump writes each frame itself: a device that
-// stops reading blocks only its own pump, until the write timeout closes it
-// with 4008. An SSE session owns two goroutines: the handler's own, its
-// only writer, and the pump it starts and waits for, with a bounded queue
-// (edge.send_queue) between them. No lock is held across I/O or a channel
-// send, except a WebSocket session's own write and ping locks across its
-// socket writes.
+// handler registers the session in the Server's wait group; Shutdown waits
+// for every session. Every session, WebSocket or SSE over either engine,
+// runs on a pumper: a pump goroutine exists only while the feed has
+// something to send (the feed's Notify starts it, it exits once Poll has
+// had nothing for 100 ms). An idle WebSocket session owns one goroutine,
+// its reader (the HTTP handler returns after the upgrade); an idle SSE
+// session owns the handler's goroutine, which writes pings and waits for
+// the end. The pump writes each frame itself (SSE buffers a batch and
+// flushes when the pump has nothing more ready): a device that stops
+// reading blocks only its own pump, until the write timeout closes it with
+// 4008. No lock is held across I/O or a channel send, except a session's
+// own write locks across its socket writes.
 package edge

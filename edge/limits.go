@@ -14,7 +14,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/herald-push/herald"
-	"github.com/herald-push/herald/config"
 )
 
 // maxTrackedIPs bounds the per-IP connect-rate table; beyond it the least
@@ -31,7 +30,7 @@ type limits struct {
 	active   atomic.Int64
 }
 
-func newLimits(e config.Edge, checkOrigin func(r *http.Request) bool) *limits {
+func newLimits(e Config, checkOrigin func(r *http.Request) bool) *limits {
 	l := &limits{maxConns: int64(e.MaxConns), origin: checkOrigin}
 	if e.IPConnectRate > 0 {
 		l.ips = newIPLimiter(rate.Limit(e.IPConnectRate), e.IPConnectBurst, maxTrackedIPs)

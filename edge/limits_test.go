@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/herald-push/herald"
-	"github.com/herald-push/herald/config"
 )
 
 func TestIPLimiter(t *testing.T) {
@@ -100,7 +99,7 @@ func TestOriginPolicy(t *testing.T) {
 
 func TestConnectionSlots(t *testing.T) {
 	t.Parallel()
-	l := newLimits(config.Edge{MaxConns: 2}, nil)
+	l := newLimits(Config{MaxConns: 2}, nil)
 	if !l.reserve() || !l.reserve() {
 		t.Fatal("slots within the limit refused")
 	}

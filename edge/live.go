@@ -13,7 +13,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/streams"
 )
 
@@ -44,8 +43,8 @@ import (
 type LiveEngine struct {
 	js      jetstream.JetStream
 	nc      *nats.Conn
-	stream  config.Stream
-	edge    config.Edge
+	stream  streams.Config
+	edge    Config
 	subj    streams.Subjects
 	timeout time.Duration
 	log     *slog.Logger
@@ -95,7 +94,7 @@ const (
 // live subscriptions). The HERALD stream and the HERALD_DEVICES bucket must
 // exist (streams.Apply, streams.ApplyDevices); timeout bounds each JetStream
 // call (0: 5s).
-func NewLiveEngine(js jetstream.JetStream, stream config.Stream, edge config.Edge, timeout time.Duration, log *slog.Logger) (*LiveEngine, error) {
+func NewLiveEngine(js jetstream.JetStream, stream streams.Config, edge Config, timeout time.Duration, log *slog.Logger) (*LiveEngine, error) {
 	if js == nil || js.Conn() == nil {
 		return nil, errors.New("edge: live engine: nil JetStream")
 	}

@@ -14,25 +14,30 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/streams"
 	"github.com/herald-push/herald/streams/streamstest"
 )
 
+// testConfig is the part of Herald's configuration an engine takes.
+type testConfig struct {
+	Stream streams.Config
+	Edge   Config
+}
+
 // liveRig is a server with the stream and the devices bucket, a producer
 // connection and a live engine on its own connection.
 type liveRig struct {
-	cfg config.Config
+	cfg testConfig
 	js  jetstream.JetStream // producer
 	kv  jetstream.KeyValue
 	nc  *nats.Conn // the engine's
 	eng *LiveEngine
 }
 
-func newLiveRig(t *testing.T, mutate func(*config.Config), dropLive func(seq uint64) bool) *liveRig {
+func newLiveRig(t *testing.T, mutate func(*testConfig), dropLive func(seq uint64) bool) *liveRig {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Edge.Delivery = config.DeliveryLive
+	cfg := testConfig{Stream: streams.DefaultConfig(), Edge: DefaultConfig()}
+	cfg.Edge.Delivery = DeliveryLive
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -45,7 +50,7 @@ func newLiveRig(t *testing.T, mutate func(*config.Config), dropLive func(seq uin
 	}
 	// streamstest.Apply created the devices bucket, with the default
 	// device TTL.
-	if cfg.Edge.DeviceTTL != config.Default().Edge.DeviceTTL {
+	if cfg.Edge.DeviceTTL != DefaultConfig().DeviceTTL {
 		t.Fatalf("newLiveRig: the devices bucket has the default device TTL, not %v", cfg.Edge.DeviceTTL)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -269,7 +274,7 @@ func TestLiveGapFilledFromStore(t *testing.T) {
 
 func TestLiveQueueOverflowCatchesUpFromStore(t *testing.T) {
 	t.Parallel()
-	r := newLiveRig(t, func(c *config.Config) { c.Edge.MaxInflight = 4 }, nil)
+	r := newLiveRig(t, func(c *testConfig) { c.Edge.MaxInflight = 4 }, nil)
 	slow := r.open(t, "alice", "slow", Position{})
 	fast := r.open(t, "alice", "fast", Position{})
 	lf := slow.(*liveFeed)
@@ -312,7 +317,7 @@ func TestLiveQueueOverflowCatchesUpFromStore(t *testing.T) {
 
 func TestLiveWindowAndRedelivery(t *testing.T) {
 	t.Parallel()
-	r := newLiveRig(t, func(c *config.Config) {
+	r := newLiveRig(t, func(c *testConfig) {
 		c.Edge.MaxInflight = 3
 		c.Edge.AckWait = 300 * time.Millisecond
 	}, nil)
@@ -436,7 +441,7 @@ func TestLiveOpenAfterRunStopped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := config.Default()
+	cfg := testConfig{Stream: streams.DefaultConfig(), Edge: DefaultConfig()}
 	eng, err := NewLiveEngine(js, cfg.Stream, cfg.Edge, time.Second, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -537,7 +542,7 @@ func TestLiveClientDropsRecovered(t *testing.T) {
 // the stream's state, and gets gap.
 func TestLiveOpenAsksTheLeaderOnlyForGaps(t *testing.T) {
 	t.Parallel()
-	r := newLiveRig(t, func(cfg *config.Config) { cfg.Stream.MaxMsgsPerUser = 3 }, nil)
+	r := newLiveRig(t, func(cfg *testConfig) { cfg.Stream.MaxMsgsPerUser = 3 }, nil)
 	s1 := r.publish(t, "alice", "m0")
 	r.publish(t, "alice", "m1")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/herald-push/herald"
-	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/edge/token"
 	"github.com/herald-push/herald/streams"
 )
@@ -26,9 +25,15 @@ type TokenVerifier interface {
 	Verify(raw string) (token.Verified, error)
 }
 
+// ProducerKeys tells a producer key; ingest's Keyring satisfies it (cmd
+// wires it), comparing in constant time.
+type ProducerKeys interface {
+	Match(key string) bool
+}
+
 // Options configure a Server.
 type Options struct {
-	Edge   config.Edge
+	Edge   Config
 	Engine Engine
 	Tokens TokenVerifier
 	// JetStream reaches the devices bucket (read positions, device status)
@@ -37,14 +42,14 @@ type Options struct {
 	// device status, and acks stay on this edge.
 	JetStream jetstream.JetStream
 	// Stream names the stream and its subject prefix (with JetStream).
-	Stream config.Stream
+	Stream streams.Config
 	// Timeout bounds each JetStream call of the server itself (0: 5 s).
 	Timeout time.Duration
-	// ProducerKeys admit producers to device status; none: only the
-	// user's own token does.
-	ProducerKeys []string
-	Logger       *slog.Logger          // nil: discard
-	Registerer   prometheus.Registerer // nil: no metrics
+	// Producers admits producers to device status by their key; nil:
+	// only the user's own token does.
+	Producers  ProducerKeys
+	Logger     *slog.Logger          // nil: discard
+	Registerer prometheus.Registerer // nil: no metrics
 	// CheckOrigin decides browser upgrades; nil: same origin or one of
 	// Edge.AllowedOrigins (see Gate).
 	CheckOrigin func(r *http.Request) bool
@@ -60,9 +65,9 @@ type Server struct {
 	up        websocket.Upgrader
 	lim       *limits // request gate: IP rate, origin, connection limit
 	web       webFiles
-	reads     *readStore     // nil without Options.JetStream
-	ctl       *control       // nil without Options.JetStream
-	producers *token.Keyring // nil without Options.ProducerKeys
+	reads     *readStore   // nil without Options.JetStream
+	ctl       *control     // nil without Options.JetStream
+	producers ProducerKeys // nil without Options.Producers
 
 	ctx    context.Context // parent of every session
 	cancel context.CancelFunc
@@ -101,12 +106,6 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	var producers *token.Keyring
-	if len(opts.ProducerKeys) > 0 {
-		if producers, err = token.NewKeyring(opts.ProducerKeys); err != nil {
-			return nil, fmt.Errorf("edge: new: %w", err)
-		}
-	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 5 * time.Second
 	}
@@ -130,7 +129,7 @@ func New(opts Options) (*Server, error) {
 		},
 		lim:       newLimits(opts.Edge, opts.CheckOrigin),
 		web:       files,
-		producers: producers,
+		producers: opts.Producers,
 		ctx:       ctx,
 		cancel:    cancel,
 	}

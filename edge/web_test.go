@@ -11,9 +11,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/edge/token"
 	"github.com/herald-push/herald/edge/web"
+	"github.com/herald-push/herald/streams"
 	"github.com/herald-push/herald/streams/streamstest"
 )
 
@@ -25,13 +25,13 @@ func webMux(t *testing.T, console bool) *http.ServeMux {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := config.Default()
+	cfg := testConfig{Stream: streams.DefaultConfig(), Edge: DefaultConfig()}
 	cfg.Edge.Console = console
 	eng, err := NewConsumerEngine(js, cfg.Stream, cfg.Edge, time.Second, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := token.NewWithPEM("web-test-secret-0123456789abcdef-0123")
+	v, err := token.NewWithPEM("web-test-secret-0123456789abcdefghij")
 	if err != nil {
 		t.Fatal(err)
 	}

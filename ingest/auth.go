@@ -1,21 +1,11 @@
 package ingest
 
 import (
-	"errors"
 	"net/http"
 	"strings"
 
 	"github.com/herald-push/herald"
-	"github.com/herald-push/herald/edge/token"
 )
-
-// newKeyring returns the keyring of the producer keys: at least one.
-func newKeyring(keys []string) (*token.Keyring, error) {
-	if len(keys) == 0 {
-		return nil, errors.New("no producer keys configured")
-	}
-	return token.NewKeyring(keys)
-}
 
 // bearer returns the credentials of an "Authorization: Bearer <x>" header
 // (the scheme is case-insensitive), and whether the header was present.
@@ -70,11 +60,11 @@ func (h *Handler) authReader(r *http.Request) (grant, error) {
 	if h.tokens == nil {
 		return grant{}, errBadKey
 	}
-	v, err := h.tokens.Verify(cred)
+	user, err := h.tokens.User(cred)
 	if err != nil {
 		return grant{}, herald.WrapError(herald.Unauthorized, err, "unknown producer key or invalid client token")
 	}
-	return grant{user: v.User}, nil
+	return grant{user: user}, nil
 }
 
 // allows reports whether the grant may read user's messages.

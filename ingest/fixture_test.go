@@ -80,6 +80,7 @@ func newFixture(t testing.TB, fo fixtureOpts) *fixture {
 	if !fo.noStream {
 		f.stream = streamstest.Apply(t, f.nc, cfg.Stream)
 	}
+	var _ ingest.TokenVerifier = (*token.Verifier)(nil)
 	var tokens ingest.TokenVerifier
 	if !fo.noTokens {
 		v, err := token.NewWithPEM(jwtSecret)

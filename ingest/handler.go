@@ -14,8 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/herald-push/herald"
-	"github.com/herald-push/herald/config"
-	"github.com/herald-push/herald/edge/token"
 	"github.com/herald-push/herald/streams"
 )
 
@@ -23,9 +21,9 @@ import (
 type Options struct {
 	// Ingest holds the producer keys, the message and batch limits, the
 	// publish timeout and the Retry-After of a 503.
-	Ingest config.Ingest
+	Ingest Config
 	// Stream names the stream writes must land in and its subject prefix.
-	Stream config.Stream
+	Stream streams.Config
 	// MaxBodyBytes is the hard cap on a request body (http.max_body_bytes).
 	MaxBodyBytes int64
 	// Tokens verifies client tokens for history; nil: history only accepts
@@ -37,12 +35,12 @@ type Options struct {
 	Registerer prometheus.Registerer
 }
 
-// TokenVerifier checks a client token. *token.Verifier satisfies it.
+// TokenVerifier checks a client token and returns the user it was issued
+// for. cmd wires edge/token's Verifier to it; ingest knows nothing else of
+// client tokens.
 type TokenVerifier interface {
-	Verify(raw string) (token.Verified, error)
+	User(raw string) (string, error)
 }
-
-var _ TokenVerifier = (*token.Verifier)(nil)
 
 // publisher is what ingest needs from JetStream to write.
 type publisher interface {
@@ -54,13 +52,13 @@ var _ publisher = (jetstream.JetStream)(nil)
 
 // Handler serves the producer API. Build it with New.
 type Handler struct {
-	ingest       config.Ingest
+	ingest       Config
 	streamName   string
 	maxAge       time.Duration // the stream's; bounds ttl and deliver_at (0: none)
 	subjects     streams.Subjects
 	maxBodyBytes int64
 	singleLimit  int64
-	keys         *token.Keyring
+	keys         *Keyring
 	limiter      *rateLimiter  // nil: no producer rate limit
 	batchSlots   chan struct{} // a send takes a batch slot; nil: unlimited
 	tokens       TokenVerifier
@@ -80,7 +78,7 @@ const asyncMinPending = 4000
 // JetStreamOpts returns the options the JetStream passed to New should be
 // created with: an async publish window that holds a whole batch, and an ack
 // timeout equal to the publish timeout so that a lost ack frees its slot.
-func JetStreamOpts(c config.Ingest) []jetstream.JetStreamOpt {
+func JetStreamOpts(c Config) []jetstream.JetStreamOpt {
 	pending := max(asyncMinPending, c.MaxBatch)
 	opts := []jetstream.JetStreamOpt{jetstream.WithPublishAsyncMaxPending(pending)}
 	if c.PublishTimeout > 0 {
@@ -98,7 +96,7 @@ func New(opts Options, js jetstream.JetStream) (*Handler, error) {
 	if err := validate(&opts); err != nil {
 		return nil, fmt.Errorf("ingest: new: %w", err)
 	}
-	keys, err := newKeyring(opts.Ingest.ProducerKeys)
+	keys, err := NewKeyring(opts.Ingest.ProducerKeys)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: new: %w", err)
 	}
@@ -118,7 +116,7 @@ func New(opts Options, js jetstream.JetStream) (*Handler, error) {
 		maxBodyBytes: opts.MaxBodyBytes,
 		singleLimit:  min(opts.MaxBodyBytes, 2*int64(opts.Ingest.MaxMessageBytes)+4<<10),
 		keys:         keys,
-		limiter:      newRateLimiter(opts.Ingest, keys.Len()),
+		limiter:      newRateLimiter(opts.Ingest, keys.len()),
 		tokens:       opts.Tokens,
 		pub:          js,
 		js:           js,

@@ -153,7 +153,7 @@ func FuzzParsePage(f *testing.F) {
 
 func TestKeyring(t *testing.T) {
 	t.Parallel()
-	kr, err := newKeyring([]string{"first-key-0123456789", "second-key-0123456789"})
+	kr, err := NewKeyring([]string{"first-key-0123456789", "second-key-0123456789"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,10 +165,10 @@ func TestKeyring(t *testing.T) {
 			t.Errorf("match(%q) = %v", key, !want)
 		}
 	}
-	if _, err := newKeyring(nil); err == nil {
+	if _, err := NewKeyring(nil); err == nil {
 		t.Error("no keys accepted")
 	}
-	if _, err := newKeyring([]string{"ok-key-0123456789", ""}); err == nil {
+	if _, err := NewKeyring([]string{"ok-key-0123456789", ""}); err == nil {
 		t.Error("an empty key accepted")
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/herald-push/herald"
-	"github.com/herald-push/herald/config"
 )
 
 // rateLimiter is a token bucket per producer key (ingest.rate_limit
@@ -23,7 +22,7 @@ type rateLimiter struct {
 }
 
 // newRateLimiter returns nil when the rate is unlimited.
-func newRateLimiter(c config.Ingest, keys int) *rateLimiter {
+func newRateLimiter(c Config, keys int) *rateLimiter {
 	if c.RateLimit <= 0 {
 		return nil
 	}
@@ -44,7 +43,7 @@ func (h *Handler) rateLimit(r *http.Request, n int) error {
 		return nil
 	}
 	key, _ := bearer(r)
-	i := h.keys.Index(key)
+	i := h.keys.index(key)
 	if i < 0 {
 		return nil // not a producer key; authProducer refuses it
 	}

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/herald-push/herald/config"
 )
 
 // DevicesBucketName is the KV bucket that holds each device's acked
@@ -22,7 +20,7 @@ const DevicesBucketName = "HERALD_DEVICES"
 // value per device (history 1), deleted when it has not been written for
 // ttl (the device TTL), file storage, as many replicas as the stream. The
 // bucket also holds each user's read position (ReadKey).
-func DevicesBucket(c config.Stream, ttl time.Duration) jetstream.KeyValueConfig {
+func DevicesBucket(c Config, ttl time.Duration) jetstream.KeyValueConfig {
 	replicas := c.Replicas
 	if replicas < 1 {
 		replicas = 1

@@ -6,8 +6,6 @@ import (
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/herald-push/herald/config"
 )
 
 // Definition returns the JetStream configuration of the HERALD stream: one
@@ -22,7 +20,7 @@ import (
 // TTLs (Nats-TTL) and message schedules are on; neither can be turned off
 // again on an existing stream (JetStream refuses), and schedules need
 // roll-ups, which JetStream turns on with them.
-func Definition(c config.Stream) jetstream.StreamConfig {
+func Definition(c Config) jetstream.StreamConfig {
 	subj := Subjects{Prefix: c.Prefix}
 	maxBytes := c.MaxBytes
 	if maxBytes == 0 {
@@ -59,7 +57,7 @@ func Definition(c config.Stream) jetstream.StreamConfig {
 
 // Apply creates the stream or updates it to the definition; running it again
 // with the same configuration changes nothing.
-func Apply(ctx context.Context, js jetstream.JetStream, c config.Stream) (jetstream.Stream, error) {
+func Apply(ctx context.Context, js jetstream.JetStream, c Config) (jetstream.Stream, error) {
 	def := Definition(c)
 	s, err := js.CreateOrUpdateStream(ctx, def)
 	if err != nil {

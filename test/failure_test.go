@@ -254,11 +254,11 @@ func newRig(t *testing.T, engine string) *rig {
 	return r
 }
 
-// natsConn connects a node to the cluster with the production options
-// (URL list, reconnect forever), closed at cleanup.
+// natsConn connects a node to the cluster as `herald` roles do (URL list,
+// reconnect forever every second with jitter), closed at cleanup.
 func (r *rig) natsConn(t *testing.T, name string) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(r.url, append(r.cfg.NATS.ConnectOptions(name), nats.RetryOnFailedConnect(true))...)
+	nc, err := nats.Connect(r.url, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second), nats.ReconnectJitter(500*time.Millisecond, 0), nats.RetryOnFailedConnect(true))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/edge"
 	"github.com/herald-push/herald/edge/token"
+	"github.com/herald-push/herald/ingest"
 	"github.com/herald-push/herald/streams"
 	"github.com/herald-push/herald/streams/streamstest"
 )
@@ -151,10 +152,15 @@ func buildEdge(t testing.TB, nc *nats.Conn, cfg config.Config) (es *edge.Server,
 		t.Fatal(err)
 	}
 	reg = prometheus.NewRegistry()
-	es, err = edge.New(edge.Options{
-		Edge: cfg.Edge, Engine: eng, Tokens: v, Registerer: reg,
-		JetStream: js, Stream: cfg.Stream, ProducerKeys: cfg.Ingest.ProducerKeys,
-	})
+	opts := edge.Options{Edge: cfg.Edge, Engine: eng, Tokens: v, Registerer: reg, JetStream: js, Stream: cfg.Stream}
+	if len(cfg.Ingest.ProducerKeys) > 0 {
+		kr, err := ingest.NewKeyring(cfg.Ingest.ProducerKeys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Producers = kr
+	}
+	es, err = edge.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

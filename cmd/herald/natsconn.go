@@ -13,6 +13,45 @@ import (
 	"github.com/herald-push/herald/streams"
 )
 
+// Reconnect pacing of connectOptions: a fixed wait plus a random jitter, so
+// that a fleet of edges does not reconnect in lockstep after an outage.
+const (
+	reconnectWait      = time.Second
+	reconnectJitter    = 500 * time.Millisecond
+	reconnectJitterTLS = 2 * time.Second
+)
+
+// connectOptions returns the nats.go options of a client connection named
+// name: the credentials (token, user and password, or a creds file), TLS
+// (CA, client certificate and key), the connect timeout, and reconnects that
+// never give up, paced by reconnectWait with jitter. The TLS files are read
+// when the options are applied (by nats.Connect), not here.
+func connectOptions(n config.NATS, name string) []nats.Option {
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.Timeout(n.Timeout),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(reconnectWait),
+		nats.ReconnectJitter(reconnectJitter, reconnectJitterTLS),
+	}
+	switch {
+	case n.Token != "":
+		opts = append(opts, nats.Token(n.Token))
+	case n.User != "":
+		opts = append(opts, nats.UserInfo(n.User, n.Password))
+	}
+	if n.Creds != "" {
+		opts = append(opts, nats.UserCredentials(n.Creds))
+	}
+	if n.TLSCA != "" {
+		opts = append(opts, nats.RootCAs(n.TLSCA))
+	}
+	if n.TLSCert != "" {
+		opts = append(opts, nats.ClientCert(n.TLSCert, n.TLSKey))
+	}
+	return opts
+}
+
 // natsConn is a client connection plus what its callbacks learned: when it
 // closed and why the last (re)connect failed.
 type natsConn struct {
@@ -36,7 +75,7 @@ func connectNATS(cfg *config.Config, name string, log *slog.Logger, srv *server.
 		}
 		return nc.ConnectedUrlRedacted()
 	}
-	opts := append(cfg.NATS.ConnectOptions(name),
+	opts := append(connectOptions(cfg.NATS, name),
 		nats.ConnectHandler(func(nc *nats.Conn) { c.setLast(nil); c.log.Info("connected", "url", where(nc)) }),
 		nats.ReconnectHandler(func(nc *nats.Conn) { c.setLast(nil); c.log.Info("reconnected", "url", where(nc)) }),
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {

@@ -117,11 +117,20 @@ func newNode(cfg config.Config, nc *nats.Conn, roles roleSet, log *slog.Logger, 
 		if err != nil {
 			return nil, err
 		}
-		es, err := edge.New(edge.Options{
+		eopts := edge.Options{
 			Edge: cfg.Edge, Engine: eng, Tokens: verifier,
-			JetStream: js, Stream: cfg.Stream, Timeout: cfg.NATS.Timeout, ProducerKeys: cfg.Ingest.ProducerKeys,
+			JetStream: js, Stream: cfg.Stream, Timeout: cfg.NATS.Timeout,
 			Logger: log, Registerer: reg,
-		})
+		}
+		// Producers read device status from the edge with their key.
+		if len(cfg.Ingest.ProducerKeys) > 0 {
+			kr, err := ingest.NewKeyring(cfg.Ingest.ProducerKeys)
+			if err != nil {
+				return nil, fmt.Errorf("cmd: ingest.producer_keys: %w", err)
+			}
+			eopts.Producers = kr
+		}
+		es, err := edge.New(eopts)
 		if err != nil {
 			return nil, fmt.Errorf("cmd: edge: %w", err)
 		}

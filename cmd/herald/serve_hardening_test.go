@@ -92,7 +92,7 @@ func TestBannerReusedCredentials(t *testing.T) {
 	cfg := config.Default()
 	cfg.DataDir = "herald-data"
 	addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}
-	gen := generated{path: filepath.Join(cfg.DataDir, credsFile), key: "the-producer-key-0123456789", jwtSecret: "the-jwt-secret-0123456789abcdef"}
+	gen := generated{path: filepath.Join(cfg.DataDir, credsFile), key: "the-producer-key-0123456789", jwtSecret: "the-jwt-secret-0123456789abcdefghijklmn"}
 	var reused, created strings.Builder
 	if err := printBanner(&reused, &cfg, addr, "nats://x", gen); err != nil {
 		t.Fatal(err)

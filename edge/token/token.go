@@ -5,7 +5,7 @@
 // A token with a crit header is refused: Herald understands no JWS
 // extension (RFC 7515 §4.1.11). A token whose lifetime, exp minus iat (or
 // minus now when iat is absent or later), exceeds auth.max_token_ttl is
-// refused. An HS256 secret must be at least config.MinJWTSecretBytes long.
+// refused. An HS256 secret must be at least MinSecretBytes long.
 //
 // A token is rejected once its exp has passed: there is no leeway on exp, so
 // a Verified always expires in the future, and the edge can close the
@@ -33,7 +33,6 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/streams"
 )
 
@@ -49,8 +48,8 @@ var (
 	ErrInvalid = errors.New("token: invalid")
 	ErrDevice  = errors.New("token: device does not match the token's dev claim")
 	ErrNoKeys  = errors.New("token: no JWT secret or public key configured")
-	// ErrWeakSecret is a JWT secret shorter than config.MinJWTSecretBytes.
-	ErrWeakSecret = fmt.Errorf("token: auth.jwt_secret is shorter than %d bytes (HS256 needs a 256-bit key, RFC 7518 §3.2)", config.MinJWTSecretBytes)
+	// ErrWeakSecret is a JWT secret shorter than MinSecretBytes.
+	ErrWeakSecret = fmt.Errorf("token: auth.jwt_secret is shorter than %d bytes (HS256 needs a 256-bit key, RFC 7518 §3.2)", MinSecretBytes)
 )
 
 // leeway is the allowance for issuer clock skew on nbf and on the token
@@ -81,13 +80,13 @@ type Verifier struct {
 }
 
 // New builds a Verifier from the auth config, reading public key files.
-func New(c config.Auth) (*Verifier, error) {
+func New(c Config) (*Verifier, error) {
 	if c.MaxTokenTTL < 0 {
 		return nil, fmt.Errorf("token: auth.max_token_ttl %v: must not be negative", c.MaxTokenTTL)
 	}
 	v := &Verifier{now: time.Now, maxTTL: c.MaxTokenTTL}
 	if c.JWTSecret != "" {
-		if len(c.JWTSecret) < config.MinJWTSecretBytes {
+		if len(c.JWTSecret) < MinSecretBytes {
 			return nil, ErrWeakSecret
 		}
 		v.secret = []byte(c.JWTSecret)
@@ -110,9 +109,9 @@ func New(c config.Auth) (*Verifier, error) {
 // NewWithPEM builds a Verifier from a secret and PEM-encoded public keys,
 // with the default auth.max_token_ttl.
 func NewWithPEM(secret string, pems ...[]byte) (*Verifier, error) {
-	v := &Verifier{now: time.Now, maxTTL: config.Default().Auth.MaxTokenTTL}
+	v := &Verifier{now: time.Now, maxTTL: DefaultMaxTTL}
 	if secret != "" {
-		if len(secret) < config.MinJWTSecretBytes {
+		if len(secret) < MinSecretBytes {
 			return nil, ErrWeakSecret
 		}
 		v.secret = []byte(secret)
@@ -330,6 +329,16 @@ func (g Verified) CheckDevice(device string) error {
 	return nil
 }
 
+// User verifies raw and returns the user it was issued for: the check
+// ingest's history endpoint needs (ingest.TokenVerifier).
+func (v *Verifier) User(raw string) (string, error) {
+	g, err := v.Verify(raw)
+	if err != nil {
+		return "", err
+	}
+	return g.User, nil
+}
+
 // FromRequest extracts the raw token from an Authorization: Bearer header or,
 // for browsers that cannot set headers on a WebSocket, a token query
 // parameter. The scheme is case-insensitive (RFC 7235). When an Authorization
@@ -353,7 +362,7 @@ func Mint(secret, user, device string, ttl time.Duration) (string, error) {
 	if secret == "" {
 		return "", ErrNoKeys
 	}
-	if len(secret) < config.MinJWTSecretBytes {
+	if len(secret) < MinSecretBytes {
 		return "", ErrWeakSecret
 	}
 	if err := streams.ValidateUser(user); err != nil {

@@ -29,7 +29,6 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/streams"
 )
 
@@ -90,7 +89,7 @@ func sign(tb testing.TB, method jwt.SigningMethod, key any, claims jwt.MapClaims
 }
 
 // maxTTL is the default auth.max_token_ttl the table verifiers use.
-var maxTTL = config.Default().Auth.MaxTokenTTL
+var maxTTL = DefaultMaxTTL
 
 // signHeader is sign with extra header fields.
 func signHeader(tb testing.TB, method jwt.SigningMethod, key any, header map[string]any, claims jwt.MapClaims) string {
@@ -553,7 +552,7 @@ func TestNew(t *testing.T) {
 	bothFile := writeFile(t, dir, "both.pem", append(pemOf(t, k.rs.Public()), pemOf(t, k.rsAlt.Public())...))
 
 	t.Run("secret and key files", func(t *testing.T) {
-		v, err := New(config.Auth{JWTSecret: testSecret, PublicKeys: []string{edFile, ecFile, rsFile}})
+		v, err := New(Config{JWTSecret: testSecret, PublicKeys: []string{edFile, ecFile, rsFile}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -570,12 +569,12 @@ func TestNew(t *testing.T) {
 		}
 	})
 	t.Run("secret only", func(t *testing.T) {
-		if _, err := New(config.Auth{JWTSecret: testSecret}); err != nil {
+		if _, err := New(Config{JWTSecret: testSecret}); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("every key of a file", func(t *testing.T) {
-		v, err := New(config.Auth{PublicKeys: []string{bothFile}})
+		v, err := New(Config{PublicKeys: []string{bothFile}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -587,19 +586,19 @@ func TestNew(t *testing.T) {
 		}
 	})
 	t.Run("nothing configured", func(t *testing.T) {
-		if _, err := New(config.Auth{}); !errors.Is(err, ErrNoKeys) {
+		if _, err := New(Config{}); !errors.Is(err, ErrNoKeys) {
 			t.Errorf("New = %v, want ErrNoKeys", err)
 		}
 	})
 	t.Run("missing key file", func(t *testing.T) {
-		_, err := New(config.Auth{JWTSecret: testSecret, PublicKeys: []string{filepath.Join(dir, "nope.pem")}})
+		_, err := New(Config{JWTSecret: testSecret, PublicKeys: []string{filepath.Join(dir, "nope.pem")}})
 		if !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("New = %v, want fs.ErrNotExist", err)
 		}
 	})
 	t.Run("key file not PEM", func(t *testing.T) {
 		bad := writeFile(t, dir, "bad.pem", []byte("not a key\n"))
-		if _, err := New(config.Auth{JWTSecret: testSecret, PublicKeys: []string{bad}}); err == nil || !strings.Contains(err.Error(), bad) {
+		if _, err := New(Config{JWTSecret: testSecret, PublicKeys: []string{bad}}); err == nil || !strings.Contains(err.Error(), bad) {
 			t.Errorf("New = %v, want an error naming %s", err, bad)
 		}
 	})
@@ -804,8 +803,8 @@ func TestMintErrors(t *testing.T) {
 // every constructor (RFC 7518 §3.2); 32 bytes is enough.
 func TestWeakSecret(t *testing.T) {
 	t.Parallel()
-	for _, secret := range []string{"a", strings.Repeat("s", config.MinJWTSecretBytes-1)} {
-		if _, err := New(config.Auth{JWTSecret: secret}); !errors.Is(err, ErrWeakSecret) {
+	for _, secret := range []string{"a", strings.Repeat("s", MinSecretBytes-1)} {
+		if _, err := New(Config{JWTSecret: secret}); !errors.Is(err, ErrWeakSecret) {
 			t.Errorf("New(%d-byte secret) = %v, want ErrWeakSecret", len(secret), err)
 		}
 		if _, err := NewWithPEM(secret); !errors.Is(err, ErrWeakSecret) {
@@ -815,8 +814,8 @@ func TestWeakSecret(t *testing.T) {
 	if !strings.Contains(ErrWeakSecret.Error(), "auth.jwt_secret") {
 		t.Errorf("ErrWeakSecret = %q, want it to name auth.jwt_secret", ErrWeakSecret)
 	}
-	ok := strings.Repeat("s", config.MinJWTSecretBytes)
-	if _, err := New(config.Auth{JWTSecret: ok}); err != nil {
+	ok := strings.Repeat("s", MinSecretBytes)
+	if _, err := New(Config{JWTSecret: ok}); err != nil {
 		t.Errorf("New(32-byte secret) = %v", err)
 	}
 }
@@ -835,7 +834,7 @@ func TestMaxTokenTTL(t *testing.T) {
 		{time.Hour, true, false, false},
 		{0, true, true, true},
 	} {
-		v, err := New(config.Auth{JWTSecret: testSecret, MaxTokenTTL: tc.max})
+		v, err := New(Config{JWTSecret: testSecret, MaxTokenTTL: tc.max})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -854,7 +853,7 @@ func TestMaxTokenTTL(t *testing.T) {
 			}
 		}
 	}
-	if _, err := New(config.Auth{JWTSecret: testSecret, MaxTokenTTL: -time.Second}); err == nil {
+	if _, err := New(Config{JWTSecret: testSecret, MaxTokenTTL: -time.Second}); err == nil {
 		t.Error("New with a negative max_token_ttl succeeded")
 	}
 }

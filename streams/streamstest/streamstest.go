@@ -18,7 +18,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/streams"
 )
 
@@ -100,14 +99,14 @@ func Connect(t testing.TB, url string) *nats.Conn {
 }
 
 // StreamConfig is the default stream configuration with test-friendly limits.
-func StreamConfig() config.Stream {
-	return config.Default().Stream
+func StreamConfig() streams.Config {
+	return streams.DefaultConfig()
 }
 
 // Apply creates the HERALD stream on nc with c, and the device-position
 // bucket the live engine needs (default device TTL), and fails the test on
 // error.
-func Apply(t testing.TB, nc *nats.Conn, c config.Stream) jetstream.Stream {
+func Apply(t testing.TB, nc *nats.Conn, c streams.Config) jetstream.Stream {
 	t.Helper()
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -119,7 +118,7 @@ func Apply(t testing.TB, nc *nats.Conn, c config.Stream) jetstream.Stream {
 	if err != nil {
 		t.Fatalf("streamstest: %v", err)
 	}
-	if _, err := streams.ApplyDevices(ctx, js, streams.DevicesBucket(c, config.Default().Edge.DeviceTTL)); err != nil {
+	if _, err := streams.ApplyDevices(ctx, js, streams.DevicesBucket(c, 30*24*time.Hour)); err != nil {
 		t.Fatalf("streamstest: %v", err)
 	}
 	return s

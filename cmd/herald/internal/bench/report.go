@@ -87,6 +87,12 @@ func fanoutRows(tw io.Writer, runs ...*FanoutResult) {
 		l := r.Latency
 		return fmt.Sprintf("%.2f / %.2f / %.2f / %.2f ms", l.P50, l.P90, l.P99, l.Max)
 	})
+	row("CPU per delivery / per message", func(r *FanoutResult) string {
+		if r.CPUSeconds == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1f / %.1f µs (%.2f s of %s)", r.CPUPerDelivery, r.CPUPerMessage, r.CPUSeconds, r.CPUProcs)
+	})
 	row("lost / duplicates / out of order", func(r *FanoutResult) string {
 		return fmt.Sprintf("%d / %d / %d", r.Lost, r.Duplicates, r.OutOfOrder)
 	})

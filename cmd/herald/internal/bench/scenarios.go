@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +48,16 @@ type FanoutResult struct {
 	// consumers (4008), from their connect; -1 when not seen (no metrics,
 	// or not within Options.StuckWait).
 	StuckClosedSeconds float64 `json:"stuck_closed_seconds,omitempty"`
+	// CPUSeconds is the CPU time (user and system) the target's processes
+	// (Target.Procs: the server with --spawn or --pid) used from the first
+	// publish to the last delivery; 0 when it could not be read.
+	CPUSeconds float64 `json:"cpu_seconds,omitempty"`
+	// CPUProcs names the processes CPUSeconds covers.
+	CPUProcs string `json:"cpu_procs,omitempty"`
+	// CPUPerDelivery and CPUPerMessage are CPUSeconds over Delivered and
+	// over Published, in microseconds.
+	CPUPerDelivery float64 `json:"cpu_us_per_delivery,omitempty"`
+	CPUPerMessage  float64 `json:"cpu_us_per_message,omitempty"`
 }
 
 // slowCloses is the edge's series of slow-consumer closes.
@@ -192,12 +203,21 @@ func (r *Runner) fanout(ctx context.Context, label string, stuck int) (*FanoutRe
 		}
 		return s
 	})
+	cpuStart, cpuOK := r.cpuOf()
 	pubStart := time.Now()
 	st = r.publishAll(ctx, publishPlan{run: run, n: o.Messages, user: func(i int) string { return user(i % o.Users) }})
 	stPtr.Store(st)
 	tr.expect(st.acked.Load() * int64(o.Devices))
 	if st.acked.Load() > 0 {
 		r.waitDone(ctx, tr)
+	}
+	if cpuEnd, ok := r.cpuOf(); ok && cpuOK {
+		res.CPUSeconds = (cpuEnd - cpuStart).Seconds()
+		names := make([]string, len(r.t.Procs))
+		for i, p := range r.t.Procs {
+			names[i] = p.Name
+		}
+		res.CPUProcs = strings.Join(names, ", ")
 	}
 	stop()
 	if stuck > 0 {
@@ -231,6 +251,14 @@ func (r *Runner) fanout(ctx context.Context, label string, stuck int) (*FanoutRe
 		lat = append(lat, d.lat...)
 	}
 	res.Latency = summarize(lat)
+	if res.CPUSeconds > 0 {
+		if res.Delivered > 0 {
+			res.CPUPerDelivery = res.CPUSeconds / float64(res.Delivered) * 1e6
+		}
+		if res.Published > 0 {
+			res.CPUPerMessage = res.CPUSeconds / float64(res.Published) * 1e6
+		}
+	}
 	res.Lost = lost(tr, st.ok, o.Devices)
 	res.Duplicates, res.OutOfOrder, res.Foreign = tr.dups.Load(), tr.ooo.Load(), tr.foreign.Load()
 	res.Retries = r.retries.Swap(0)

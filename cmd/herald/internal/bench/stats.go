@@ -98,6 +98,54 @@ func ProcRSS(pid int) (int64, error) {
 	return 0, fmt.Errorf("rss of pid %d: no VmRSS line", pid)
 }
 
+// userHZ is the unit of the CPU times in /proc/<pid>/stat: Linux reports
+// them in USER_HZ, 100 per second, whatever the kernel's own tick.
+const userHZ = 100
+
+// ProcCPU reads the CPU time (user and system) a process has used so far
+// from /proc/<pid>/stat (Linux).
+func ProcCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, fmt.Errorf("cpu of pid %d: %w", pid, err)
+	}
+	// The command name, in parentheses, may hold spaces: the fields
+	// counted below start after its closing parenthesis, at field 3.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("cpu of pid %d: no command field", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("cpu of pid %d: %d fields", pid, len(f))
+	}
+	var ticks int64
+	for _, v := range f[11:13] { // utime (14) and stime (15)
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("cpu of pid %d: %w", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / userHZ, nil
+}
+
+// cpuOf sums the CPU time of the target's processes; ok is false when one
+// cannot be read (no /proc, or the process is gone).
+func (r *Runner) cpuOf() (total time.Duration, ok bool) {
+	if len(r.t.Procs) == 0 {
+		return 0, false
+	}
+	for _, p := range r.t.Procs {
+		d, err := ProcCPU(p.PID)
+		if err != nil {
+			return 0, false
+		}
+		total += d
+	}
+	return total, true
+}
+
 // scrape reads a Prometheus text page: each metric summed over its
 // labels, and each labeled series as written (name{label="v"}).
 func scrape(ctx context.Context, url string) (map[string]float64, error) {

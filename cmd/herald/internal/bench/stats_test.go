@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"testing"
 	"time"
 )
@@ -56,6 +57,33 @@ func TestRetryBackoff(t *testing.T) {
 		d := retryBackoff(attempt)
 		if d < 50*time.Millisecond || d > 2*time.Second {
 			t.Errorf("retryBackoff(%d) = %v", attempt, d)
+		}
+	}
+}
+
+func TestProcCPU(t *testing.T) {
+	t.Parallel()
+	before, err := ProcCPU(os.Getpid())
+	if err != nil {
+		t.Skipf("no /proc here: %v", err)
+	}
+	// Burn CPU until the process's own counter moves: a counter that never
+	// moves would fail the test by its timeout.
+	for {
+		x := 0
+		for i := range 10_000_000 {
+			x += i
+		}
+		_ = x
+		after, err := ProcCPU(os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after < before {
+			t.Fatalf("cpu went back from %v to %v", before, after)
+		}
+		if after > before {
+			return
 		}
 	}
 }

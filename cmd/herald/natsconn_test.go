@@ -1,18 +1,20 @@
-package config
+package main
 
 import (
 	"testing"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/herald-push/herald/config"
 )
 
 func TestConnectOptions(t *testing.T) {
 	t.Parallel()
-	c := Default()
+	c := config.Default()
 	c.NATS.URL = " nats://a:4222 , nats://b:4222,"
 	c.NATS.User, c.NATS.Password = "u", "p"
 	o := nats.GetDefaultOptions()
-	for _, opt := range c.NATS.ConnectOptions("herald-test") {
+	for _, opt := range connectOptions(c.NATS, "herald-test") {
 		if err := opt(&o); err != nil {
 			t.Fatal(err)
 		}
@@ -20,7 +22,7 @@ func TestConnectOptions(t *testing.T) {
 	if got := c.NATS.ServerURL(); got != "nats://a:4222,nats://b:4222" {
 		t.Errorf("ServerURL() = %q", got)
 	}
-	if o.Name != "herald-test" || o.MaxReconnect != -1 || o.ReconnectWait != ReconnectWait || o.ReconnectJitter != ReconnectJitter {
+	if o.Name != "herald-test" || o.MaxReconnect != -1 || o.ReconnectWait != reconnectWait || o.ReconnectJitter != reconnectJitter {
 		t.Errorf("options = name %q, max reconnect %d, wait %v, jitter %v", o.Name, o.MaxReconnect, o.ReconnectWait, o.ReconnectJitter)
 	}
 	if o.User != "u" || o.Password != "p" || o.Token != "" {
@@ -32,7 +34,7 @@ func TestConnectOptions(t *testing.T) {
 
 	c.NATS.User, c.NATS.Token = "", "tok"
 	o = nats.GetDefaultOptions()
-	for _, opt := range c.NATS.ConnectOptions("herald-test") {
+	for _, opt := range connectOptions(c.NATS, "herald-test") {
 		if err := opt(&o); err != nil {
 			t.Fatal(err)
 		}
