@@ -1,7 +1,9 @@
 // Package herald is the wire contract of Herald, a push broker: the message
 // envelope (SPEC §3), the frames of the WebSocket protocol (SPEC §6 and the
-// read frames of §10), the WebSocket close codes, and the error codes of the
-// HTTP APIs with their statuses and their JSON rendering (SPEC §4).
+// read frames of §10), the WebSocket close codes, the error codes of the
+// HTTP APIs with their statuses and their JSON rendering (SPEC §4), and the
+// message lifecycle of SPEC §10 (lifecycle.go: how a ttl, a delay and a
+// deliver_at are written, and the bodies of read state and device status).
 //
 // It is plain data and pure functions on the standard library alone. Every
 // other package of the module may import it; it imports none of them.
