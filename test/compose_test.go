@@ -350,6 +350,12 @@ func TestComposeLoadBalancer(t *testing.T) {
 			t.Errorf("location %s does not go to ingest", loc)
 		}
 	}
+	// Read state and device status are the edges'.
+	for _, loc := range []string{"= /v1/ack", "= /v1/read", "~ ^/v1/users/[^/]+/devices$"} {
+		if !strings.Contains(location(t, conf, loc), "proxy_pass http://herald_edges") {
+			t.Errorf("location %s does not go to the edges", loc)
+		}
+	}
 	up := block(t, conf, "upstream herald_edges")
 	if !strings.Contains(up, "edge-1:8080") || !strings.Contains(up, "edge-2:8080") {
 		t.Errorf("upstream herald_edges:\n%s", up)
