@@ -172,3 +172,25 @@ func TestKeyring(t *testing.T) {
 		t.Error("an empty key accepted")
 	}
 }
+
+// FuzzDurationField: a ttl or delay field either reads as a positive
+// duration or is refused with a 400 invalid_message, never a panic.
+func FuzzDurationField(f *testing.F) {
+	for _, s := range []string{`90`, `1.5`, `"90s"`, `"7d"`, `null`, ``, `0`, `-1`, `"x"`, `true`, `{}`, `1e400`, `"\u0039\u0030"`, `"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		d, ok, err := durationField(raw, "ttl")
+		switch {
+		case err != nil:
+			var e *herald.Error
+			if !errors.As(err, &e) || e.Code != herald.InvalidMessage || ok {
+				t.Fatalf("durationField(%q) = %v, %v, %v", raw, d, ok, err)
+			}
+		case ok && d <= 0:
+			t.Fatalf("durationField(%q) = %v", raw, d)
+		case !ok && d != 0:
+			t.Fatalf("durationField(%q) = %v without ok", raw, d)
+		}
+	})
+}
