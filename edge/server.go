@@ -332,7 +332,7 @@ func (s *Server) serveSession(ss *session, out transport, name string, run func(
 		}
 		ss.readSent(read)
 	}
-	if !out.write(kindWelcome, 0, encodeWelcome(ss.dev, ss.start, read)) {
+	if !out.write(kindWelcome, 0, encodeWelcome(ss.dev, ss.start, read)) || !out.flush() {
 		ss.close(CloseSlow)
 	}
 	run()
@@ -370,13 +370,14 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, err)
 		return
 	}
-	conn, err := s.up.Upgrade(w, r, nil)
+	cw := &corkWriter{ResponseWriter: w}
+	conn, err := s.up.Upgrade(cw, r, nil)
 	if err != nil {
 		_ = feed.Close() // the upgrader already answered
 		return
 	}
 	ss := newSession(s.ctx, cr.dev, feed, s.log, s.metrics)
-	c := newWSConn(ss, conn, wsOptions{
+	c := newWSConn(ss, conn, cw.conn, wsOptions{
 		writeTimeout:  s.opts.Edge.WriteTimeout,
 		pingInterval:  s.opts.Edge.PingInterval,
 		idleTimeout:   s.opts.Edge.IdleTimeout,

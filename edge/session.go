@@ -170,8 +170,9 @@ type pumper struct {
 
 	// The pump's progress: touched only by the running pump; each run
 	// starts after the previous one ended under mu.
-	started bool
-	synced  bool
+	started   bool
+	synced    bool
+	unflushed int // frames delivered since the last flush
 
 	linger *time.Timer // the running pump's, made on its first linger
 
@@ -183,6 +184,10 @@ type pumper struct {
 	wake chan struct{} // one slot: a kick while the pump lingers
 	done chan struct{} // closed once end has returned
 }
+
+// burstFrames is the most frames a pump writes before it flushes its
+// transport.
+const burstFrames = 16
 
 // pumpLinger is how long a pump with nothing to do waits for more before
 // its goroutine exits. A device that gets messages more often than this
@@ -263,8 +268,16 @@ func (p *pumper) run() {
 			continue
 		case ok:
 			p.s.deliver(p.out, d, &p.synced)
+			// A burst is bounded in frames too: a backlog read from the
+			// store one message at a time would otherwise hold the first
+			// frames until the whole burst is read.
+			if p.unflushed++; p.unflushed >= burstFrames {
+				p.unflushed = 0
+				p.out.flush()
+			}
 			continue
 		}
+		p.unflushed = 0
 		if !p.out.flush() {
 			continue
 		}

@@ -96,7 +96,7 @@ func BenchmarkSessionWrite(b *testing.B) {
 			return
 		}
 		ss := newSession(context.Background(), Device{User: "alice", Device: "d"}, feed, log, m)
-		c := newWSConn(ss, conn, wsOptions{
+		c := newWSConn(ss, conn, nil, wsOptions{
 			writeTimeout: 10 * time.Second, pingInterval: time.Minute, idleTimeout: time.Minute, maxFrameBytes: 4096,
 		})
 		c.run(time.Time{})

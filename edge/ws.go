@@ -25,6 +25,7 @@ import (
 type wsConn struct {
 	s    *session
 	conn *websocket.Conn
+	cc   *corkConn // conn's socket; nil: every frame is written at once
 	opts wsOptions
 
 	wmu sync.Mutex // held across each data frame's write (the pump's, the reader's error frames) and the closing frames
@@ -43,23 +44,40 @@ type wsOptions struct {
 
 var _ transport = (*wsConn)(nil)
 
-func newWSConn(s *session, conn *websocket.Conn, opts wsOptions) *wsConn {
-	return &wsConn{s: s, conn: conn, opts: opts}
+func newWSConn(s *session, conn *websocket.Conn, cc *corkConn, opts wsOptions) *wsConn {
+	return &wsConn{s: s, conn: conn, cc: cc, opts: opts}
 }
 
-// write writes a frame now, on the caller's goroutine; false when the
-// session has ended or the write failed (which ends it: 4008 when the
-// write timed out).
+// write writes a frame, on the caller's goroutine, into the burst that
+// flush sends; false when the session has ended or a write failed (which
+// ends it: 4008 when the write timed out).
 func (c *wsConn) write(_ frameKind, _ uint64, frame []byte) bool {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.s.ctx.Err() != nil {
 		return false
 	}
+	if c.cc != nil {
+		c.cc.cork()
+	}
 	return c.writeMessage(websocket.TextMessage, frame)
 }
 
-func (c *wsConn) flush() bool { return true }
+// flush sends the burst of frames written since the last flush, with one
+// system call, within the write timeout.
+func (c *wsConn) flush() bool {
+	if c.cc == nil {
+		return true
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.cc.SetWriteDeadline(time.Now().Add(c.opts.writeTimeout))
+	if err := c.cc.uncork(); err != nil {
+		c.failed(err)
+		return false
+	}
+	return true
+}
 
 // run serves the session until it has ended, the close frame is out
 // (bounded by a short deadline), the socket is closed and every goroutine
@@ -91,6 +109,11 @@ func (c *wsConn) run(expires time.Time) {
 // reader and any ping in flight.
 func (c *wsConn) end() {
 	c.wmu.Lock()
+	if c.cc != nil && c.s.closeReason() != CloseClientGone {
+		// Frames of the last burst go before the close frame.
+		_ = c.cc.SetWriteDeadline(time.Now().Add(min(c.opts.writeTimeout, time.Second)))
+		_ = c.cc.uncork()
+	}
 	c.writeClose()
 	c.wmu.Unlock()
 	_ = c.conn.Close()
