@@ -30,10 +30,17 @@ import (
 // withProducerKey configures the producer key of the tests.
 func withProducerKey(c *config.Config) { c.Ingest.ProducerKeys = []string{testProducerKey} }
 
-// lifecycleConfig is testConfig with a producer key.
+// withLifecycle is withProducerKey with no resend during a test: the
+// devices do not ack, and a resend must not come before a fence.
+func withLifecycle(c *config.Config) {
+	withProducerKey(c)
+	c.Edge.AckWait = time.Minute
+}
+
+// lifecycleConfig is testConfig with withLifecycle.
 func lifecycleConfig(engine string, mutate func(*config.Config)) config.Config {
 	return testConfig(engine, func(c *config.Config) {
-		withProducerKey(c)
+		withLifecycle(c)
 		if mutate != nil {
 			mutate(c)
 		}
@@ -129,7 +136,7 @@ func seqOf(t testing.TB, answer map[string]any) uint64 {
 func TestLifecycleTTL(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
-		c := newCluster(t, engine, withProducerKey)
+		c := newCluster(t, engine, withLifecycle)
 		n := newNode(t, c)
 		early := dialSynced(t, n.url, "alice", "early", "")
 		first := seqOf(t, produce(t, n.url, "alice", `{"body":"before"}`, http.StatusCreated))
@@ -174,7 +181,7 @@ func TestLifecycleTTL(t *testing.T) {
 func TestLifecycleSchedule(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
-		c := newCluster(t, engine, withProducerKey)
+		c := newCluster(t, engine, withLifecycle)
 		n := newNode(t, c)
 		d := dialSynced(t, n.url, "alice", "phone", "")
 
@@ -215,7 +222,7 @@ func TestLifecycleSchedule(t *testing.T) {
 func TestLifecycleUpdateDelete(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
-		c := newCluster(t, engine, withProducerKey)
+		c := newCluster(t, engine, withLifecycle)
 		n := newNode(t, c)
 		d := dialSynced(t, n.url, "alice", "phone", "")
 		produce(t, n.url, "alice", `{"id":"m-1","body":"v1"}`, http.StatusCreated)
