@@ -1,8 +1,10 @@
 // Package herald is the wire contract of Herald, a push broker: the message
 // envelope (SPEC §3), the frames of the WebSocket protocol (SPEC §6 and the
 // read frames of §10), the WebSocket close codes, the error codes of the
-// HTTP APIs with their statuses and their JSON rendering (SPEC §4), and the
-// shapes of the ntfy-compatible endpoints (SPEC §12, ntfy.go).
+// HTTP APIs with their statuses and their JSON rendering (SPEC §4), the
+// message lifecycle of SPEC §10 (lifecycle.go: how a ttl, a delay and a
+// deliver_at are written, and the bodies of read state and device status),
+// and the shapes of the ntfy-compatible endpoints (SPEC §12, ntfy.go).
 //
 // It is plain data and pure functions on the standard library alone. Every
 // other package of the module may import it; it imports none of them.
@@ -41,6 +43,15 @@ const (
 // ErrInvalidMessage is wrapped by every envelope validation error.
 var ErrInvalidMessage = errors.New("invalid message")
 
+// The values of Envelope.Op (SPEC §10).
+const (
+	// OpUpdate: this message replaces the one Ref names.
+	OpUpdate = "update"
+	// OpDelete: the message Ref names is retracted; this one needs no
+	// title, body or data.
+	OpDelete = "delete"
+)
+
 // Envelope is a message as stored in the stream and, with Seq set, as
 // delivered to clients:
 //
@@ -61,6 +72,14 @@ type Envelope struct {
 	Tags     []string `json:"tags,omitempty"`
 	// Data is a JSON object, kept as its bytes.
 	Data json.RawMessage `json:"data,omitempty"`
+	// Ref names, by its id, an earlier message of the same user that this
+	// one replaces or retracts (SPEC §10); Op says which. Both or neither.
+	Ref string `json:"ref,omitempty"`
+	Op  string `json:"op,omitempty"`
+	// Expires is when the stream removes the message (its ttl): it is
+	// never delivered after that, and a client may hide it then. Nil: it
+	// stays until the stream's limits remove it.
+	Expires *time.Time `json:"expires,omitempty"`
 	// Seq is the stream sequence of the stored message: 0 in the stored
 	// form, set on delivery.
 	Seq uint64 `json:"seq,omitempty"`
@@ -98,7 +117,19 @@ func (e *Envelope) Validate() error {
 			return fmt.Errorf("%w: data must be a JSON object", ErrInvalidMessage)
 		}
 	}
-	if e.Title == "" && e.Body == "" && len(e.Data) == 0 {
+	switch {
+	case e.Op != "" && e.Op != OpUpdate && e.Op != OpDelete:
+		return fmt.Errorf("%w: op must be %q or %q", ErrInvalidMessage, OpUpdate, OpDelete)
+	case e.Op != "" && e.Ref == "":
+		return fmt.Errorf("%w: op %q needs ref, the id of the message it applies to", ErrInvalidMessage, e.Op)
+	case e.Ref != "" && e.Op == "":
+		return fmt.Errorf("%w: ref needs op (%q or %q)", ErrInvalidMessage, OpUpdate, OpDelete)
+	case e.Ref != "":
+		if validateID(e.Ref) != nil {
+			return fmt.Errorf("%w: ref must be an id: 1–%d printable ASCII characters without spaces", ErrInvalidMessage, MaxIDLen)
+		}
+	}
+	if e.Op != OpDelete && e.Title == "" && e.Body == "" && len(e.Data) == 0 {
 		return fmt.Errorf("%w: a message needs a title, a body or data", ErrInvalidMessage)
 	}
 	return nil

@@ -25,6 +25,13 @@ func TestEnvelopeValidate(t *testing.T) {
 		{Envelope{Body: "b", Priority: p(-1)}, ErrInvalidMessage},
 		{Envelope{Body: "b", Tags: []string{""}}, ErrInvalidMessage},
 		{Envelope{Body: "b", ID: "has space"}, ErrInvalidMessage},
+		{Envelope{Body: "b", Ref: "m-1", Op: OpUpdate}, nil},
+		{Envelope{Ref: "m-1", Op: OpDelete}, nil},
+		{Envelope{Ref: "m-1", Op: OpUpdate}, ErrInvalidMessage},
+		{Envelope{Body: "b", Op: OpUpdate}, ErrInvalidMessage},
+		{Envelope{Body: "b", Ref: "m-1"}, ErrInvalidMessage},
+		{Envelope{Body: "b", Ref: "m-1", Op: "patch"}, ErrInvalidMessage},
+		{Envelope{Ref: "has space", Op: OpDelete}, ErrInvalidMessage},
 	}
 	for _, tc := range cases {
 		if err := tc.e.Validate(); !errors.Is(err, tc.err) {

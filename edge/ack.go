@@ -15,14 +15,15 @@ import (
 // for SSE clients (SPEC §7). It needs the user's client token (a token
 // bound to a device acks that device only).
 //
-// The ack goes to every open session of the device on this edge, exactly
-// as an ack frame would (it frees window slots and stops resends). When
-// none is open here (the device streams from another edge, or is offline),
-// it goes to the device's stored position instead, which it only ever
-// advances: the live engine updates the device's KV entry (compare and
-// set), the consumer engine resets the device's consumer past seq. Either
-// way, with Options.Control it also reaches the device's sessions on the
-// other edges (control.go), which stop resending what it covers.
+// The ack goes to every open session of the device, on this edge and, over
+// the user's control subject (ctl.go), on every other edge, exactly as an
+// ack frame would (it frees window slots and stops resends). When none is
+// open here (the device streams from another edge, or is offline), it also
+// goes to the device's stored position, which it only ever advances: the
+// live engine updates the device's KV entry (compare and set), the
+// consumer engine resets the device's consumer past seq unless its ack
+// floor is there already. An ack frame is shared with the other edges the
+// same way.
 
 // ackBodyLimit bounds the body of POST /v1/ack.
 const ackBodyLimit = 4096
@@ -67,18 +68,21 @@ func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// handleAckPreflight answers a browser's CORS preflight of POST /v1/ack
-// from an allowed origin.
-func (s *Server) handleAckPreflight(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("Origin") == "" || !s.allowCORS(w, r) {
-		herald.WriteError(w, s.log, herald.NewError(herald.Forbidden, "origin %q is not allowed (edge.allowed_origins)", r.Header.Get("Origin")))
-		return
+// handlePreflight answers a browser's CORS preflight of an endpoint that
+// takes method (POST /v1/ack, POST /v1/read, GET device status) from an
+// allowed origin.
+func (s *Server) handlePreflight(method string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Origin") == "" || !s.allowCORS(w, r) {
+			herald.WriteError(w, s.log, herald.NewError(herald.Forbidden, "origin %q is not allowed (edge.allowed_origins)", r.Header.Get("Origin")))
+			return
+		}
+		h := w.Header()
+		h.Set("Access-Control-Allow-Methods", method)
+		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+		h.Set("Access-Control-Max-Age", "600")
+		w.WriteHeader(http.StatusNoContent)
 	}
-	h := w.Header()
-	h.Set("Access-Control-Allow-Methods", "POST")
-	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
-	h.Set("Access-Control-Max-Age", "600")
-	w.WriteHeader(http.StatusNoContent)
 }
 
 // allowCORS lets a browser page from an origin the edge allows (its own, or
@@ -119,7 +123,7 @@ func (s *Server) ack(w http.ResponseWriter, r *http.Request) error {
 	}
 	dev := Device{User: g.User, Device: req.Device}
 	s.metrics.acks.Inc()
-	s.ctl.publish(dev, req.Seq)
+	s.shareAck(dev, req.Seq)
 
 	applied := false
 	for _, ss := range s.sessionsOf(dev) {
@@ -160,4 +164,24 @@ func (s *Server) sessionsOf(d Device) []*session {
 		}
 	}
 	return out
+}
+
+// sessionsOfUser returns the open sessions of user's devices on this edge.
+func (s *Server) sessionsOfUser(user string) []*session {
+	sh := s.shardOf(user)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	var out []*session
+	for ss := range sh.sessions {
+		if ss.dev.User == user {
+			out = append(out, ss)
+		}
+	}
+	return out
+}
+
+// shareAck tells the device's streams on other edges of an ack received
+// here (SPEC §9).
+func (s *Server) shareAck(d Device, seq uint64) {
+	s.ctl.send(d.User, ctlMsg{Type: ctlAck, Device: d.Device, Seq: seq})
 }

@@ -24,14 +24,15 @@ import (
 // = the ack wait, InactiveThreshold = the device TTL, one replica. JetStream
 // does acks and redelivery. It is safe for concurrent use.
 //
-// With edge.max_devices_per_user set, each device also has an entry in the
-// devices bucket (key streams.DeviceKey; value the device's acked position
-// when it connected, in the live engine's format). Consumer names are
-// hashes, and JetStream cannot list the consumers of one subject, so the
-// entries are what counts a user's devices. An entry is rewritten when its
-// device connects and it is older than a quarter of the device TTL (at most
-// a day); a device that stays connected for longer than the device TTL is
-// not counted from then until it reconnects.
+// Each device also has an entry in the devices bucket (key
+// streams.DeviceKey; value the device's acked position when it connected,
+// in the live engine's format). Consumer names are hashes, and JetStream
+// cannot list the consumers of one subject, so the entries are what counts
+// a user's devices (edge.max_devices_per_user) and lists them (device
+// status). An entry is rewritten when its device connects and it is older
+// than a quarter of the device TTL (at most a day); a device that stays
+// connected for longer than the device TTL is not counted or listed from
+// then until it reconnects.
 type ConsumerEngine struct {
 	js      jetstream.JetStream
 	stream  streams.Config
@@ -42,7 +43,7 @@ type ConsumerEngine struct {
 
 	mu   sync.Mutex
 	strm jetstream.Stream   // cached handle, refreshed on error
-	kv   jetstream.KeyValue // cached devices bucket, only with a device cap
+	kv   jetstream.KeyValue // cached devices bucket
 }
 
 var (
@@ -69,6 +70,57 @@ func NewConsumerEngine(js jetstream.JetStream, stream streams.Config, edge Confi
 func (e *ConsumerEngine) Run(ctx context.Context) error {
 	<-ctx.Done()
 	return nil
+}
+
+// Devices lists the user's device entries, each with its consumer's ack
+// floor and the latest of the entry's write and the consumer's last
+// delivery and ack. A device whose consumer is gone (unused for the device
+// TTL) keeps the position its entry recorded.
+func (e *ConsumerEngine) Devices(ctx context.Context, user string) ([]DeviceState, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	s, err := e.handle(ctx)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := listDevices(ctx, e.js, user, maxListedDevices)
+	if err != nil {
+		return nil, unavailable("devices of "+streams.LogUser(user), err)
+	}
+	out := make([]DeviceState, len(entries))
+	failed := make([]error, len(entries))
+	idx := make([]int, len(entries))
+	for i := range idx {
+		idx[i] = i
+	}
+	parallel(ctx, idx, func(ctx context.Context, i int) {
+		en := entries[i]
+		pos, _ := strconv.ParseUint(string(en.value), 10, 64)
+		ds := DeviceState{Device: en.device, Acked: pos, LastSeen: en.written}
+		c, err := s.Consumer(ctx, ConsumerName(user, en.device))
+		switch {
+		case errors.Is(err, jetstream.ErrConsumerNotFound):
+		case err != nil:
+			failed[i] = err
+		default:
+			info := c.CachedInfo()
+			ds.Acked = info.AckFloor.Stream
+			for _, t := range []*time.Time{info.AckFloor.Last, info.Delivered.Last} {
+				if t != nil && t.After(ds.LastSeen) {
+					ds.LastSeen = *t
+				}
+			}
+		}
+		out[i] = ds
+	})
+	if ctx.Err() != nil {
+		failed = append(failed, ctx.Err())
+	}
+	if err := errors.Join(failed...); err != nil {
+		e.forget()
+		return nil, unavailable("consumers of "+streams.LogUser(user), err)
+	}
+	return out, nil
 }
 
 // Collector returns nil: the consumer engine has no series of its own.
@@ -98,11 +150,8 @@ func (e *ConsumerEngine) handle(ctx context.Context) (jetstream.Stream, error) {
 	return s, nil
 }
 
-// devices returns the devices bucket, nil when there is no device cap.
+// devices returns the devices bucket.
 func (e *ConsumerEngine) devices(ctx context.Context) (jetstream.KeyValue, error) {
-	if e.edge.MaxDevicesPerUser <= 0 {
-		return nil, nil
-	}
 	e.mu.Lock()
 	kv := e.kv
 	e.mu.Unlock()
@@ -183,10 +232,8 @@ func (e *ConsumerEngine) open(ctx context.Context, s jetstream.Stream, kv jetstr
 	known := err == nil
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerNotFound):
-		if kv != nil {
-			if err := checkDeviceCap(ctx, e.js, d.User, e.edge.MaxDevicesPerUser); err != nil {
-				return nil, err
-			}
+		if err := checkDeviceCap(ctx, e.js, d.User, e.edge.MaxDevicesPerUser); err != nil {
+			return nil, err
 		}
 		cons, err = s.CreateConsumer(ctx, cfg)
 		if errors.Is(err, jetstream.ErrMaximumConsumersLimit) {
@@ -220,10 +267,8 @@ func (e *ConsumerEngine) open(ctx context.Context, s jetstream.Stream, kv jetstr
 			return nil, err
 		}
 	}
-	if kv != nil {
-		if err := e.recordDevice(ctx, kv, d, first-1, known); err != nil {
-			return nil, err
-		}
+	if err := e.recordDevice(ctx, kv, d, first-1, known); err != nil {
+		return nil, err
 	}
 	store := newStoreReader(e.js, s)
 	st, err := locate(ctx, store, subject, first, p, state, e.stream.MaxMsgsPerUser)
@@ -286,9 +331,10 @@ func (e *ConsumerEngine) AckPosition(ctx context.Context, d Device, seq uint64) 
 }
 
 // recordDevice writes the device's entry in the devices bucket, which counts
-// it against edge.max_devices_per_user: always for a new device, for a known
-// one when the entry is missing or due to be refreshed. A known device
-// connects even when the write fails; the failure is logged.
+// it against edge.max_devices_per_user and lists it in device status:
+// always for a new device, for a known one when the entry is missing or
+// due to be refreshed. A known device connects even when the write fails;
+// the failure is logged.
 func (e *ConsumerEngine) recordDevice(ctx context.Context, kv jetstream.KeyValue, d Device, pos uint64, known bool) error {
 	key := streams.DeviceKey(d.User, d.Device)
 	if known {

@@ -3,6 +3,8 @@ package edge
 import (
 	"context"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -29,29 +31,50 @@ func checkDeviceCap(ctx context.Context, js jetstream.JetStream, user string, ma
 	return nil
 }
 
-// countDevices counts user's keys in the devices bucket, up to max. It reads
-// them with direct gets, which any replica of the bucket answers, so that
-// new devices do not add requests to the bucket's leader. The bucket keeps
-// one message per key (history 1): its latest value, or a delete marker,
-// which does not count.
+// countDevices counts user's keys in the devices bucket, up to max.
 func countDevices(ctx context.Context, js jetstream.JetStream, user string, max int) (int, error) {
+	entries, err := listDevices(ctx, js, user, max)
+	return len(entries), err
+}
+
+// deviceEntry is one device's entry in the devices bucket.
+type deviceEntry struct {
+	device  string
+	value   []byte    // the position, as the engine wrote it
+	written time.Time // when it was written
+}
+
+// maxListedDevices bounds the devices listed for device status.
+const maxListedDevices = 1000
+
+// listDevices returns user's entries in the devices bucket, up to max. It
+// reads them with direct gets, which any replica of the bucket answers, so
+// that new devices do not add requests to the bucket's leader. The bucket
+// keeps one message per key (history 1): its latest value, or a delete
+// marker, which is not a device.
+func listDevices(ctx context.Context, js jetstream.JetStream, user string, max int) ([]deviceEntry, error) {
 	dg := streams.NewDirectGet(js, "KV_"+streams.DevicesBucketName)
-	subject := "$KV." + streams.DevicesBucketName + "." + streams.DeviceKeyFilter(user)
-	n := 0
-	for from := uint64(0); n < max; {
-		msgs, err := dg.Batch(ctx, subject, from, max-n, 64<<10)
+	prefix := "$KV." + streams.DevicesBucketName + "."
+	var out []deviceEntry
+	for from := uint64(0); len(out) < max; {
+		msgs, err := dg.Batch(ctx, prefix+streams.DeviceKeyFilter(user), from, max-len(out), 64<<10)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		if len(msgs) == 0 {
 			break
 		}
 		for _, m := range msgs {
-			if streams.LastHeader(m.Header, "KV-Operation") == "" { // not DEL or PURGE
-				n++
-			}
 			from = m.Sequence + 1
+			if streams.LastHeader(m.Header, "KV-Operation") != "" { // DEL or PURGE
+				continue
+			}
+			_, device, err := streams.ParseDeviceKey(strings.TrimPrefix(m.Subject, prefix))
+			if err != nil {
+				continue // not written by Herald
+			}
+			out = append(out, deviceEntry{device: device, value: m.Data, written: m.Time})
 		}
 	}
-	return n, nil
+	return out, nil
 }

@@ -9,6 +9,14 @@
 // a codec encodes the frames as ntfy's events, the SSE connection writes
 // ntfy's line or event format, and what they write is acked.
 //
+// The edge also keeps the read state of SPEC §10 (read.go: read frames,
+// POST /v1/read, one read position per user in the devices bucket, the
+// welcome's read), answers device status (status.go: GET
+// /v1/users/{user}/devices), and shares acks and reads with the other
+// edges over core NATS (ctl.go: <prefix>.ctl.<token>, one subscription per
+// user with a session on the edge, served by one dispatcher goroutine that
+// runs while there is one).
+//
 // The session layer does not know JetStream. It reads a Feed, opened by an
 // Engine; the consumer engine (consumer.go) keeps each device's position in a
 // durable JetStream consumer. The live engine (live.go, live_users.go,

@@ -94,6 +94,10 @@ type Engine interface {
 	// (wrapped) when the device has no position, ErrUnavailable when
 	// JetStream cannot be reached.
 	AckPosition(ctx context.Context, d Device, seq uint64) error
+	// Devices returns the user's devices that have a stored position,
+	// with it and when the device was last seen (device status, SPEC
+	// §10). ErrUnavailable when JetStream cannot be reached.
+	Devices(ctx context.Context, user string) ([]DeviceState, error)
 	// Run does the engine's background work until ctx ends. Feeds opened
 	// before it starts work; once it has returned, Open may refuse.
 	Run(ctx context.Context) error

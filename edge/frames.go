@@ -20,6 +20,7 @@ const (
 	kindMessage
 	kindSynced
 	kindError
+	kindRead
 )
 
 // event is the SSE event name of k; message events have none (the
@@ -32,6 +33,8 @@ func (k frameKind) event() string {
 		return "synced"
 	case kindError:
 		return "error"
+	case kindRead:
+		return "read"
 	}
 	return ""
 }
@@ -40,7 +43,7 @@ func (k frameKind) event() string {
 // SPEC §6) or ntfy's (ntfy.go). A nil frame is a frame the format does not
 // have; the transport is still told of it (ntfy's poll ends at synced).
 type codec interface {
-	welcome(d Device, st Start) []byte
+	welcome(d Device, st Start, read uint64) []byte
 	message(d Delivery) []byte
 	synced(seq uint64) []byte
 }
@@ -50,14 +53,16 @@ type heraldCodec struct{}
 
 var _ codec = heraldCodec{}
 
-func (heraldCodec) welcome(d Device, st Start) []byte { return encodeWelcome(d, st) }
-func (heraldCodec) message(d Delivery) []byte         { return encodeMessage(d) }
-func (heraldCodec) synced(seq uint64) []byte          { return encodeSynced(seq) }
+func (heraldCodec) welcome(d Device, st Start, read uint64) []byte {
+	return encodeWelcome(d, st, read)
+}
+func (heraldCodec) message(d Delivery) []byte { return encodeMessage(d) }
+func (heraldCodec) synced(seq uint64) []byte  { return encodeSynced(seq) }
 
 // The frames are the root package's types (SPEC §6); these encode them.
 
-func encodeWelcome(d Device, st Start) []byte {
-	f := herald.WelcomeFrame{User: d.User, Device: d.Device, Gap: st.Gap}
+func encodeWelcome(d Device, st Start, read uint64) []byte {
+	f := herald.WelcomeFrame{User: d.User, Device: d.Device, Gap: st.Gap, Read: read}
 	if st.From != 0 {
 		from := st.From
 		f.From = &from
@@ -90,6 +95,10 @@ func (f *sharedFrame) get(del Delivery) []byte {
 
 func encodeSynced(seq uint64) []byte {
 	return mustJSON(herald.SyncedFrame{Seq: seq})
+}
+
+func encodeRead(seq uint64, device string) []byte {
+	return mustJSON(herald.ReadFrame{Seq: seq, Device: device})
 }
 
 func encodeError(code herald.Code, msg string) []byte {

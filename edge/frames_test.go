@@ -22,7 +22,13 @@ func TestMessageFrameShape(t *testing.T) {
 	if got != want {
 		t.Errorf("message frame\n got %s\nwant %s", got, want)
 	}
-	if w := string(encodeWelcome(Device{"alice", "phone"}, Start{})); w != `{"type":"welcome","user":"alice","device":"phone","from":null,"gap":false}` {
+	if w := string(encodeWelcome(Device{"alice", "phone"}, Start{}, 0)); w != `{"type":"welcome","user":"alice","device":"phone","from":null,"gap":false}` {
 		t.Errorf("welcome = %s", w)
+	}
+	if w := string(encodeWelcome(Device{"alice", "phone"}, Start{From: 7}, 5)); w != `{"type":"welcome","user":"alice","device":"phone","from":7,"gap":false,"read":5}` {
+		t.Errorf("welcome with a read position = %s", w)
+	}
+	if r := string(encodeRead(5, "laptop")); r != `{"type":"read","seq":5,"device":"laptop"}` {
+		t.Errorf("read frame = %s", r)
 	}
 }

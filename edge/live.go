@@ -53,9 +53,6 @@ type LiveEngine struct {
 	// makes the fan-out drop the live messages it returns true for, as a
 	// lost republish would be.
 	dropLive func(seq uint64) bool
-	// dispatchCap, set only by tests in this package before the first
-	// Open, replaces dispatchQueue (0: dispatchQueue).
-	dispatchCap int
 
 	handleMu sync.Mutex
 	strm     jetstream.Stream   // cached, dropped on error
@@ -126,6 +123,7 @@ func NewLiveEngine(js jetstream.JetStream, stream streams.Config, edge Config, t
 	for i := range e.shards {
 		e.shards[i].users = map[string]*userSub{}
 	}
+	e.disp.handle = e.fanOut
 	return e, nil
 }
 
@@ -333,10 +331,10 @@ func (e *LiveEngine) open(ctx context.Context, s jetstream.Stream, kv jetstream.
 		if err := e.writePosition(ctx, kv, key, first-1); err != nil {
 			return nil, unavailable("position of "+d.logName(), err)
 		}
-		pos = first - 1
+		pos, touched = first-1, time.Now()
 	}
 	f.mu.Lock()
-	f.written = pos
+	f.written, f.wroteAt = pos, touched
 	// A since moves the position (as a consumer reset does); an unchanged
 	// one is rewritten now and then, so that the bucket's TTL counts from
 	// the device's last use, not its last ack.
@@ -404,6 +402,25 @@ func (e *LiveEngine) AckPosition(ctx context.Context, d Device, seq uint64) erro
 		}
 	}
 	return unavailable("ack position of "+who, errors.New("too many concurrent writes"))
+}
+
+// Devices lists the user's device entries: the value is the acked
+// position, its write time when the device was last seen (the position is
+// written at most once a second while it moves, and when a session that
+// lasted over lastSeenEvery closes).
+func (e *LiveEngine) Devices(ctx context.Context, user string) ([]DeviceState, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	entries, err := listDevices(ctx, e.js, user, maxListedDevices)
+	if err != nil {
+		return nil, unavailable("devices of "+streams.LogUser(user), err)
+	}
+	out := make([]DeviceState, 0, len(entries))
+	for _, en := range entries {
+		pos, _ := strconv.ParseUint(string(en.value), 10, 64)
+		out = append(out, DeviceState{Device: en.device, Acked: pos, LastSeen: en.written})
+	}
+	return out, nil
 }
 
 // touchAfter is the age after which an unchanged position is rewritten.

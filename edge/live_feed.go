@@ -74,6 +74,7 @@ type liveFeed struct {
 	inflight []inflightMsg // delivered and not acked, in seq order, ≤ window
 	acked    uint64        // the device's position: everything ≤ acked is done
 	written  uint64        // the position last written to the bucket
+	wroteAt  time.Time     // when it was written (or, before any write, when the entry was)
 	touch    bool          // write the position even if unchanged
 	queued   bool          // in the engine's dirty set
 	resend   *time.Timer   // armed by Poll for the earliest resend deadline
@@ -447,7 +448,7 @@ func (f *liveFeed) flush(ctx context.Context) {
 	f.mu.Lock()
 	switch {
 	case err == nil:
-		f.written = seq
+		f.written, f.wroteAt = seq, time.Now()
 	case !f.closed:
 		f.touch = true
 		requeue = !f.queued
@@ -462,9 +463,13 @@ func (f *liveFeed) flush(ctx context.Context) {
 	}
 }
 
+// lastSeenEvery is the age after which Close writes an unchanged position,
+// the device's last seen time in device status.
+const lastSeenEvery = time.Minute
+
 // Close stops the feed (a pending Next returns ErrFeedClosed), leaves the
-// user's subscription and writes the position if it changed, bounded by a
-// short timeout.
+// user's subscription and writes the position if it changed (or its entry
+// is older than lastSeenEvery), bounded by a short timeout.
 func (f *liveFeed) Close() error {
 	f.mu.Lock()
 	if f.closed {
@@ -492,7 +497,9 @@ func (f *liveFeed) Close() error {
 	}
 	defer func() { <-f.wtok }()
 	f.mu.Lock()
-	seq, write := f.acked, f.acked != f.written || f.touch
+	// An unchanged position is written too when the entry is older than
+	// lastSeenEvery, so that device status sees when the device left.
+	seq, write := f.acked, f.acked != f.written || f.touch || time.Since(f.wroteAt) > lastSeenEvery
 	f.mu.Unlock()
 	if !write {
 		return nil

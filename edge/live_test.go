@@ -511,7 +511,7 @@ func TestLiveClientDropsRecovered(t *testing.T) {
 		stuck.Do(func() { <-release }) // the first live message holds the dispatcher
 		return false
 	})
-	r.eng.dispatchCap = 1
+	r.eng.disp.capacity = 1
 	f := r.open(t, "alice", "phone", Position{})
 	var want []uint64
 	for i := range 6 {

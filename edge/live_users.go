@@ -84,10 +84,10 @@ func (e *LiveEngine) attach(f *liveFeed) error {
 	if !ok {
 		// The user is in the registry before the subscription exists, so
 		// that the dispatcher finds it for the first message.
-		ch := e.dispatchStart()
+		ch := e.disp.start()
 		u.sub, u.err = e.nc.ChanSubscribe(live, ch)
 		if u.err != nil {
-			e.dispatchStop()
+			e.disp.stop()
 		}
 		close(u.ready)
 	} else {
@@ -126,90 +126,7 @@ func (e *LiveEngine) detach(f *liveFeed) {
 		<-u.ready
 		if u.sub != nil {
 			_ = u.sub.Unsubscribe()
-			e.dispatchStop()
-		}
-	}
-}
-
-// dispatchQueue is the capacity of the channel every live subscription of
-// an engine delivers into. When it is full the client library drops the
-// message and counts it on its subscription; Run re-checks that user
-// within a second (see droppedUsers).
-const dispatchQueue = 1 << 16
-
-// The live subscriptions of an engine share one channel and one dispatcher
-// goroutine, rather than a goroutine each (nats.go runs one per async
-// subscription). The dispatcher runs while the engine has at least one
-// subscription: dispatchStart, called before each subscribe, starts it
-// when needed; dispatchStop, after each unsubscribe, lets it end with the
-// last one. One goroutine also keeps each user's messages in order.
-type dispatcher struct {
-	mu      sync.Mutex
-	ch      chan *nats.Msg // made with the first subscription, then kept
-	subs    int            // subscriptions made and not yet unsubscribed
-	running bool
-	idle    chan struct{} // one slot: subs reached zero
-}
-
-// dispatchStart counts one subscription about to be made and returns the
-// channel it must deliver into, starting the dispatcher if it is not
-// running.
-func (e *LiveEngine) dispatchStart() chan *nats.Msg {
-	d := &e.disp
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.ch == nil {
-		n := dispatchQueue
-		if e.dispatchCap > 0 {
-			n = e.dispatchCap
-		}
-		d.ch = make(chan *nats.Msg, n)
-		d.idle = make(chan struct{}, 1)
-	}
-	d.subs++
-	if !d.running {
-		d.running = true
-		go e.dispatch(d.ch)
-	}
-	return d.ch
-}
-
-// dispatchStop counts one subscription gone.
-func (e *LiveEngine) dispatchStop() {
-	d := &e.disp
-	d.mu.Lock()
-	d.subs--
-	last := d.subs == 0
-	d.mu.Unlock()
-	if last {
-		select {
-		case d.idle <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// dispatch fans each message of ch out to its user's feeds until the
-// engine has no subscription left; then it drops what is still queued
-// (every message in ch is from a subscription that is gone) and returns.
-func (e *LiveEngine) dispatch(ch chan *nats.Msg) {
-	d := &e.disp
-	for {
-		select {
-		case m := <-ch:
-			e.fanOut(m)
-		case <-d.idle:
-			d.mu.Lock()
-			if d.subs > 0 {
-				d.mu.Unlock()
-				continue
-			}
-			d.running = false
-			for len(ch) > 0 {
-				<-ch
-			}
-			d.mu.Unlock()
-			return
+			e.disp.stop()
 		}
 	}
 }

@@ -363,7 +363,7 @@ type ntfyCodec struct {
 
 var _ codec = ntfyCodec{}
 
-func (c ntfyCodec) welcome(Device, Start) []byte {
+func (c ntfyCodec) welcome(Device, Start, uint64) []byte {
 	return mustJSON(herald.NtfyEvent(herald.NtfyEventOpen, c.topic, time.Now()))
 }
 

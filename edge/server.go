@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/herald-push/herald"
@@ -25,35 +25,51 @@ type TokenVerifier interface {
 	Verify(raw string) (token.Verified, error)
 }
 
+// ProducerKeys tells a producer key; ingest's Keyring satisfies it (cmd
+// wires it), comparing in constant time.
+type ProducerKeys interface {
+	Match(key string) bool
+}
+
 // Options configure a Server.
 type Options struct {
-	Edge       Config
-	Engine     Engine
-	Tokens     TokenVerifier
+	Edge   Config
+	Engine Engine
+	Tokens TokenVerifier
+	// JetStream reaches the devices bucket (read positions, device status)
+	// and the stream, and its connection carries the control subjects that
+	// share acks and reads with the other edges. nil: no read state, no
+	// device status, and acks stay on this edge.
+	JetStream jetstream.JetStream
+	// Stream names the stream and its subject prefix (with JetStream).
+	Stream streams.Config
+	// Timeout bounds each JetStream call of the server itself (0: 5 s).
+	Timeout time.Duration
+	// Producers admits producers to device status by their key; nil:
+	// only the user's own token does.
+	Producers  ProducerKeys
 	Logger     *slog.Logger          // nil: discard
 	Registerer prometheus.Registerer // nil: no metrics
 	// CheckOrigin decides browser upgrades; nil: same origin or one of
 	// Edge.AllowedOrigins (see Gate).
 	CheckOrigin func(r *http.Request) bool
-	// Control, when set, carries acks between the edges of a deployment
-	// over core NATS, on the control subjects of Subjects (control.go);
-	// nil: an ack reaches the sessions of this edge only.
-	Control  *nats.Conn
-	Subjects streams.Subjects
 	// Ntfy, when set, serves ntfy's subscribe endpoints (ntfy.go).
 	Ntfy *NtfyOptions
 }
 
 // Server is the device-facing edge: the WebSocket and SSE endpoints, POST
-// /v1/ack, the registry of live sessions, and the browser files (the
-// JavaScript client and the console, web.go).
+// /v1/ack and /v1/read, device status, the registry of live sessions, and
+// the browser files (the JavaScript client and the console, web.go).
 type Server struct {
-	opts    Options
-	log     *slog.Logger
-	metrics *metrics
-	up      websocket.Upgrader
-	lim     *limits // request gate: IP rate, origin, connection limit
-	web     webFiles
+	opts      Options
+	log       *slog.Logger
+	metrics   *metrics
+	up        websocket.Upgrader
+	lim       *limits // request gate: IP rate, origin, connection limit
+	web       webFiles
+	reads     *readStore   // nil without Options.JetStream
+	ctl       *control     // nil without Options.JetStream
+	producers ProducerKeys // nil without Options.Producers
 
 	ctx    context.Context // parent of every session
 	cancel context.CancelFunc
@@ -61,9 +77,6 @@ type Server struct {
 	closingMu sync.Mutex // guards closing; held only to flip or read it
 	closing   bool
 	wg        sync.WaitGroup // one per running session handler
-
-	ctl     *control      // nil without Options.Control
-	ctlDone chan struct{} // closed when ctl's goroutine returned; nil without ctl
 
 	shards [64]shard
 }
@@ -98,6 +111,9 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 5 * time.Second
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		opts:    opts,
@@ -116,10 +132,16 @@ func New(opts Options) (*Server, error) {
 			// with a JSON 403 rather than the upgrader's plain text.
 			CheckOrigin: func(*http.Request) bool { return true },
 		},
-		lim:    newLimits(opts.Edge, opts.CheckOrigin),
-		web:    files,
-		ctx:    ctx,
-		cancel: cancel,
+		lim:       newLimits(opts.Edge, opts.CheckOrigin),
+		web:       files,
+		producers: opts.Producers,
+		ctx:       ctx,
+		cancel:    cancel,
+	}
+	if opts.JetStream != nil {
+		subj := streams.Subjects{Prefix: opts.Stream.Prefix}
+		s.reads = newReadStore(opts.JetStream, opts.Stream.Name, subj, opts.Timeout)
+		s.ctl = newControl(opts.JetStream.Conn(), subj, s, s.log)
 	}
 	// A handshake the upgrader refuses (no or a bad Sec-WebSocket-Key, a
 	// version other than 13) gets the JSON error and is counted, like
@@ -132,22 +154,7 @@ func New(opts Options) (*Server, error) {
 		s.shards[i].sessions = map[*session]struct{}{}
 		s.shards[i].perUser = map[string]int{}
 	}
-	if s.ctl = newControl(opts.Control, opts.Subjects, s.applyRemoteAck, s.log); s.ctl != nil {
-		s.ctlDone = make(chan struct{})
-		go func() {
-			defer close(s.ctlDone)
-			s.ctl.run(s.ctx)
-		}()
-	}
 	return s, nil
-}
-
-// applyRemoteAck applies an ack that another edge received to d's sessions
-// here.
-func (s *Server) applyRemoteAck(d Device, seq uint64) {
-	for _, ss := range s.sessionsOf(d) {
-		_ = ss.ack(seq)
-	}
 }
 
 // Register adds the edge routes to mux: the device endpoints, the
@@ -157,7 +164,11 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/ws", s.handleWS)
 	mux.HandleFunc("GET /v1/sse", s.handleSSE)
 	mux.HandleFunc("POST /v1/ack", s.handleAck)
-	mux.HandleFunc("OPTIONS /v1/ack", s.handleAckPreflight)
+	mux.HandleFunc("OPTIONS /v1/ack", s.handlePreflight("POST"))
+	mux.HandleFunc("POST /v1/read", s.handleRead)
+	mux.HandleFunc("OPTIONS /v1/read", s.handlePreflight("POST"))
+	mux.HandleFunc("GET /v1/users/{user}/devices", s.handleDevices)
+	mux.HandleFunc("OPTIONS /v1/users/{user}/devices", s.handlePreflight("GET"))
 	s.web.register(mux)
 }
 
@@ -174,11 +185,12 @@ func shardIndex(key string, n int) uint64 {
 	return maphash.String(shardSeed, key) % uint64(n)
 }
 
-// admit registers a session unless the server is shutting down.
+// admit registers a session unless the server is shutting down, and joins
+// its user's control subject.
 func (s *Server) admit(ss *session) bool {
 	s.closingMu.Lock()
-	defer s.closingMu.Unlock()
 	if s.closing {
+		s.closingMu.Unlock()
 		return false
 	}
 	s.wg.Add(1)
@@ -187,10 +199,14 @@ func (s *Server) admit(ss *session) bool {
 	sh.sessions[ss] = struct{}{}
 	sh.perUser[ss.dev.User]++
 	sh.mu.Unlock()
+	s.closingMu.Unlock()
+	ss.hooks = s
+	s.ctl.join(ss.dev.User)
 	return true
 }
 
 func (s *Server) release(ss *session) {
+	s.ctl.leave(ss.dev.User)
 	sh := s.shardOf(ss.dev.User)
 	sh.mu.Lock()
 	delete(sh.sessions, ss)
@@ -304,17 +320,24 @@ func (s *Server) overUserLimit(user string) bool {
 }
 
 // serveSession runs an admitted session over out, its transport: it
-// counts the connection, sends the welcome, calls run (the transport's
+// counts the connection, sends the welcome (with the user's read
+// position, read after the session joined its user's control subject, so
+// that a later move arrives as a read frame), calls run (the transport's
 // loop) until the session has ended, then closes the feed, which keeps
 // the device's position, and counts the close.
 func (s *Server) serveSession(ss *session, out transport, name string, run func()) {
 	conns := s.metrics.conns[name]
 	conns.Inc()
 	defer conns.Dec()
-	ss.ctl = s.ctl
-	s.ctl.acquire(ss.dev.User)
-	defer s.ctl.release(ss.dev.User)
-	if !out.write(kindWelcome, 0, ss.codec.welcome(ss.dev, ss.start)) || !out.flush() {
+	var read uint64
+	if s.reads != nil && ss.ctx.Err() == nil {
+		var err error
+		if read, err = s.reads.get(ss.ctx, ss.dev.User); err != nil && ss.ctx.Err() == nil {
+			ss.log().Warn("read position for the welcome", "err", err)
+		}
+		ss.readSent(read)
+	}
+	if !out.write(kindWelcome, 0, ss.codec.welcome(ss.dev, ss.start, read)) || !out.flush() {
 		ss.close(CloseSlow)
 	}
 	run()
@@ -479,9 +502,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = ctx.Err()
 	}
 	s.cancel()
-	if s.ctlDone != nil {
-		<-s.ctlDone
-	}
 	return err
 }
 

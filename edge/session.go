@@ -36,15 +36,32 @@ type session struct {
 	start   Start
 	baseLog *slog.Logger // the server's; log adds the device
 	metrics *metrics
-	ctl     *control // tells the other edges of the device's acks; set before the transport runs
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	ended  chan struct{} // closed by Server.release once the handler is done
 
+	// hooks is the server's side of acks and reads; nil in tests of a
+	// session alone (reads are then refused, acks stay local).
+	hooks hooks
+
 	mu      sync.Mutex
 	reason  CloseReason
 	onClose func()
+	kick    func() // the pump's, set by newPumper
+	// The user's read position: the highest seen (readSeq, read by
+	// readDev) and the highest sent to the device (sent).
+	readSeq uint64
+	readDev string
+	sent    uint64
+}
+
+// hooks is what a session asks of its server beyond its feed.
+type hooks interface {
+	// shareAck tells the device's streams on other edges of an ack.
+	shareAck(d Device, seq uint64)
+	// markRead moves the user's read position (SPEC §10).
+	markRead(ctx context.Context, d Device, seq uint64) (uint64, error)
 }
 
 // newSession returns the session of dev over feed, whose frames c encodes;
@@ -183,6 +200,9 @@ const pumpLinger = 100 * time.Millisecond
 func newPumper(s *session, out transport, feed Feed, end func()) *pumper {
 	p := &pumper{s: s, out: out, feed: feed, end: end, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	feed.Notify(p.kick)
+	s.mu.Lock()
+	s.kick = p.kick
+	s.mu.Unlock()
 	return p
 }
 
@@ -237,6 +257,12 @@ func (p *pumper) run() {
 				continue
 			}
 		}
+		if f := p.s.takeRead(); f != nil {
+			if !p.out.write(kindRead, 0, f) {
+				p.s.close(CloseSlow)
+			}
+			continue
+		}
 		d, ok, err := p.feed.Poll(p.s.ctx)
 		switch {
 		case err != nil:
@@ -287,9 +313,11 @@ func (p *pumper) stop() bool {
 }
 
 // handleFrame applies one client frame; a malformed one gets an error frame.
+// It runs on the transport's reader: a read frame does its JetStream I/O
+// there, bounded by the server's timeout.
 func (s *session) handleFrame(out transport, b []byte) {
 	f, err := herald.ParseClientFrame(b)
-	if err == nil && f.Type != herald.TypeAck {
+	if err == nil && f.Type == herald.TypeRead && s.hooks == nil {
 		err = errReadUnsupported
 	}
 	if err != nil {
@@ -298,13 +326,68 @@ func (s *session) handleFrame(out transport, b []byte) {
 		}
 		return
 	}
+	if f.Type == herald.TypeRead {
+		s.read(f.Seq)
+		return
+	}
 	s.metrics.acks.Inc()
 	_ = s.ack(f.Seq)
-	s.ctl.publish(s.dev, f.Seq)
+	if s.hooks != nil {
+		s.hooks.shareAck(s.dev, f.Seq)
+	}
 }
 
-// errReadUnsupported answers a read frame, which this edge does not keep.
+// errReadUnsupported answers a read frame on a session without a server.
 var errReadUnsupported = errors.New("read frames are not supported by this edge")
+
+// read moves the user's read position to seq, logging a failure while the
+// session is open. The device that read gets no read frame for it.
+func (s *session) read(seq uint64) {
+	pos, err := s.hooks.markRead(s.ctx, s.dev, seq)
+	if err != nil {
+		if s.ctx.Err() == nil {
+			s.log().Warn("read failed", "seq", seq, "err", err)
+		}
+		return
+	}
+	s.readSent(pos)
+}
+
+// readSent records that the device knows the read position pos (from the
+// welcome, or because it read up to it), so that no read frame repeats it.
+func (s *session) readSent(pos uint64) {
+	s.mu.Lock()
+	s.sent = max(s.sent, pos)
+	s.mu.Unlock()
+}
+
+// pushRead records a read position from the user's device dev, for the
+// pump to send; it never blocks. Only the newest position is sent.
+func (s *session) pushRead(seq uint64, dev string) {
+	s.mu.Lock()
+	if seq <= s.readSeq {
+		s.mu.Unlock()
+		return
+	}
+	s.readSeq, s.readDev = seq, dev
+	kick := s.kick
+	s.mu.Unlock()
+	if kick != nil {
+		kick()
+	}
+}
+
+// takeRead returns the read frame to send, nil when the device knows the
+// newest position already.
+func (s *session) takeRead() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.readSeq <= s.sent {
+		return nil
+	}
+	s.sent = s.readSeq
+	return encodeRead(s.readSeq, s.readDev)
+}
 
 // ack applies a cumulative ack to the feed, logging a failure while the
 // session is open. The feed bounds any I/O it does (Feed.Ack).

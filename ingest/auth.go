@@ -1,43 +1,11 @@
 package ingest
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
-	"errors"
 	"net/http"
 	"strings"
 
 	"github.com/herald-push/herald"
 )
-
-// keyring holds the SHA-256 digests of the producer keys, so that every
-// comparison takes the same time whatever the length of the presented key.
-type keyring [][sha256.Size]byte
-
-func newKeyring(keys []string) (keyring, error) {
-	if len(keys) == 0 {
-		return nil, errors.New("no producer keys configured")
-	}
-	kr := make(keyring, 0, len(keys))
-	for _, k := range keys {
-		if k == "" {
-			return nil, errors.New("a producer key is empty")
-		}
-		kr = append(kr, sha256.Sum256([]byte(k)))
-	}
-	return kr, nil
-}
-
-// match reports whether key is one of the producer keys. It compares against
-// every key, in constant time each, and does not stop at the first match.
-func (kr keyring) match(key string) bool {
-	d := sha256.Sum256([]byte(key))
-	found := 0
-	for i := range kr {
-		found |= subtle.ConstantTimeCompare(d[:], kr[i][:])
-	}
-	return found == 1
-}
 
 // bearer returns the credentials of an "Authorization: Bearer <x>" header
 // (the scheme is case-insensitive), and whether the header was present.
@@ -110,7 +78,7 @@ func (h *Handler) authReader(r *http.Request) (grant, error) {
 	cred, present := bearer(r)
 	if !present {
 		cred = r.URL.Query().Get("token")
-	} else if h.keys.match(cred) {
+	} else if h.keys.Match(cred) {
 		return grant{producer: true}, nil
 	}
 	if cred == "" {

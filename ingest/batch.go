@@ -16,10 +16,12 @@ import (
 	"github.com/herald-push/herald/streams"
 )
 
-// batchResult is one item's result: id and seq, or an error.
+// batchResult is one item's result: id and seq, id and deliver_at for a
+// scheduled message, or an error.
 type batchResult struct {
 	ID        string     `json:"id,omitempty"`
 	Seq       uint64     `json:"seq,omitempty"`
+	DeliverAt *time.Time `json:"deliver_at,omitempty"`
 	Duplicate bool       `json:"duplicate,omitempty"`
 	Error     *itemError `json:"error,omitempty"`
 }
@@ -54,12 +56,16 @@ func (h *Handler) batch(w http.ResponseWriter, r *http.Request) (string, error) 
 	if _, err := mediaType(r, false); err != nil {
 		return "", err
 	}
+	d, err := readDefaults(r, now())
+	if err != nil {
+		return "", err
+	}
 	release, err := h.batchSlot(r.Context())
 	if err != nil {
 		return "", err
 	}
 	defer release()
-	b, err := h.decodeBatch(w, r)
+	b, err := h.decodeBatch(w, r, d)
 	if err != nil {
 		return "", err
 	}
@@ -123,7 +129,7 @@ var errBatchShape = herald.NewError(herald.InvalidRequest, `the body must be {"m
 // items than it may have is refused before the next one is read, and the
 // memory of a batch is its valid messages rather than one value per item
 // of the whole body. Other top-level fields are skipped.
-func (h *Handler) decodeBatch(w http.ResponseWriter, r *http.Request) (*decodedBatch, error) {
+func (h *Handler) decodeBatch(w http.ResponseWriter, r *http.Request, d defaults) (*decodedBatch, error) {
 	body, err := limitBody(w, r, h.maxBodyBytes)
 	if err != nil {
 		return nil, err
@@ -150,7 +156,7 @@ func (h *Handler) decodeBatch(w http.ResponseWriter, r *http.Request) (*decodedB
 		if b != nil {
 			return nil, herald.NewError(herald.InvalidRequest, `"messages" appears twice`)
 		}
-		if b, err = h.decodeItems(dec); err != nil {
+		if b, err = h.decodeItems(dec, d); err != nil {
 			return nil, err
 		}
 	}
@@ -171,7 +177,7 @@ func (h *Handler) decodeBatch(w http.ResponseWriter, r *http.Request) (*decodedB
 
 // decodeItems reads the value of "messages": null is 400 invalid_request,
 // anything but an array 400 invalid_message, an item beyond the limit 413.
-func (h *Handler) decodeItems(dec *json.Decoder) (*decodedBatch, error) {
+func (h *Handler) decodeItems(dec *json.Decoder, d defaults) (*decodedBatch, error) {
 	tok, err := dec.Token()
 	switch {
 	case err != nil:
@@ -192,7 +198,7 @@ func (h *Handler) decodeItems(dec *json.Decoder) (*decodedBatch, error) {
 		if err := dec.Decode(&raw); err != nil {
 			return nil, bodyErr(err, h.maxBodyBytes)
 		}
-		res, msg, user := h.item(raw)
+		res, msg, user := h.item(raw, d)
 		if msg != nil {
 			b.valid++
 		}
@@ -207,8 +213,8 @@ func (h *Handler) decodeItems(dec *json.Decoder) (*decodedBatch, error) {
 }
 
 // item checks one batch item and returns its result, and its write and user
-// when it is valid.
-func (h *Handler) item(raw []byte) (batchResult, *nats.Msg, string) {
+// when it is valid. d are the request's lifecycle headers.
+func (h *Handler) item(raw []byte, d defaults) (batchResult, *nats.Msg, string) {
 	var in input
 	if err := json.Unmarshal(raw, &in); err != nil {
 		return failed(decodeErr(err)), nil, ""
@@ -216,11 +222,16 @@ func (h *Handler) item(raw []byte) (batchResult, *nats.Msg, string) {
 	if err := streams.ValidateUser(in.User); err != nil {
 		return failed(herald.WrapError(herald.InvalidUser, err, err.Error())), nil, ""
 	}
-	env, payload, err := h.envelope(in.User, in, "")
+	env, msg, err := h.write(in.User, in, "", d, now())
 	if err != nil {
 		return failed(err), nil, ""
 	}
-	return batchResult{ID: env.ID}, h.natsMsg(in.User, env.ID, payload), in.User
+	res := batchResult{ID: env.ID}
+	if msg.Subject != h.subjects.User(in.User) {
+		at := env.Time
+		res.DeliverAt = &at
+	}
+	return res, msg, in.User
 }
 
 // batchLimit is the most items a batch may have: ingest.max_batch, or
@@ -293,6 +304,14 @@ func (h *Handler) publishAll(parent context.Context, msgs []*nats.Msg, users []s
 		ack, err := await(ctx, f)
 		if err != nil {
 			fail(i, err)
+			continue
+		}
+		if results[i].DeliverAt != nil {
+			// A schedule: the message has no seq until it is due.
+			results[i].Duplicate = ack.Duplicate
+			if !ack.Duplicate {
+				stored++
+			}
 			continue
 		}
 		results[i].Seq = ack.Sequence

@@ -1,9 +1,12 @@
 // Package ingest is Herald's producer HTTP API (SPEC §4): backends publish
 // one message or a batch to users, and read a user's retained history.
 //
-//	POST /v1/users/{user}/messages   publish one message (JSON or text/plain)
-//	POST /v1/messages                publish a batch, one result per item
-//	GET  /v1/users/{user}/messages   history: ?since=<seq>&limit=<n>
+//	POST   /v1/users/{user}/messages        publish one message (JSON or text/plain)
+//	POST   /v1/messages                     publish a batch, one result per item
+//	GET    /v1/users/{user}/messages        history: ?since=<seq>&limit=<n>
+//	PUT    /v1/users/{user}/messages/{id}   publish an update of message id (ref+op)
+//	DELETE /v1/users/{user}/messages/{id}   publish a delete of message id (ref+op)
+//	DELETE /v1/users/{user}/scheduled/{id}  cancel a scheduled message
 //
 // Every write goes to the user's subject (streams.Subjects.User) with the
 // headers Nats-Msg-Id (the message id scoped by user, streams.MsgID, so that
@@ -19,7 +22,34 @@
 // by a byte budget per page (a page of large messages may hold fewer than
 // limit messages; keep paging with next until messages is empty).
 //
-// Choices where SPEC §4 is silent:
+// The message lifecycle (SPEC §10): a ttl becomes the stored message's
+// Nats-TTL (whole seconds, rounded up) and its "expires"; deliver_at or
+// delay (or the Herald-Deliver-At header) makes the write a JetStream
+// message schedule on streams.Subjects.Schedule, answered 202
+// {"id","deliver_at"}: JetStream stores the message on the user's subject
+// when it is due, and the envelope's time is deliver_at. Updates and
+// deletes are new messages with ref and op, delivered in order like any
+// other.
+//
+// Choices where SPEC §4 and §10 are silent:
+//   - The Herald-TTL and Herald-Deliver-At headers apply to a single
+//     publish and to each batch item that does not set the field itself (a
+//     field wins over a header). Herald-Deliver-At takes an RFC 3339 time or
+//     a duration from now. A header that does not parse is 400 for the
+//     whole request; a value out of bounds fails its item.
+//   - A retry of a scheduled publish (same id, within the duplicate window)
+//     is 202 with "duplicate":true. A new schedule with the id of a pending
+//     one, after the window, replaces it (JetStream keeps one schedule per
+//     subject). To change a pending schedule, cancel it and publish again.
+//   - A cancel is one purge of the schedule's subject, which also counts
+//     what it removed: 204 when a schedule was removed, 404 when there was
+//     none. A cancel that lands in the same instant as deliver_at can be
+//     204 although JetStream was already storing the message: JetStream
+//     copies a due schedule before it removes it, and stores the copy even
+//     when the schedule is gone by then.
+//   - DELETE on a message takes an optional JSON body (for example an id or
+//     a ttl for the delete itself); PUT takes the body of a publish, whose
+//     ref and op, if given, must match the path and the method.
 //   - Unknown JSON fields are ignored. "seq" and "time" in a request are
 //     ignored (the server sets them). A "user" field in the body of a single
 //     publish must equal the user in the path (else 400 invalid_message).

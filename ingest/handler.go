@@ -54,14 +54,16 @@ var _ publisher = (jetstream.JetStream)(nil)
 type Handler struct {
 	ingest       Config
 	streamName   string
+	maxAge       time.Duration // the stream's; bounds ttl and deliver_at (0: none)
 	subjects     streams.Subjects
 	maxBodyBytes int64
 	singleLimit  int64
-	keys         keyring
+	keys         *Keyring
 	limiter      *rateLimiter  // nil: no producer rate limit
 	batchSlots   chan struct{} // a send takes a batch slot; nil: unlimited
 	tokens       TokenVerifier
 	pub          publisher
+	js           jetstream.JetStream
 	nc           *nats.Conn
 	reader       streams.DirectGet
 	ids          *idGen
@@ -94,7 +96,7 @@ func New(opts Options, js jetstream.JetStream) (*Handler, error) {
 	if err := validate(&opts); err != nil {
 		return nil, fmt.Errorf("ingest: new: %w", err)
 	}
-	keys, err := newKeyring(opts.Ingest.ProducerKeys)
+	keys, err := NewKeyring(opts.Ingest.ProducerKeys)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: new: %w", err)
 	}
@@ -109,13 +111,15 @@ func New(opts Options, js jetstream.JetStream) (*Handler, error) {
 	h := &Handler{
 		ingest:       opts.Ingest,
 		streamName:   opts.Stream.Name,
+		maxAge:       opts.Stream.MaxAge,
 		subjects:     streams.Subjects{Prefix: opts.Stream.Prefix},
 		maxBodyBytes: opts.MaxBodyBytes,
 		singleLimit:  min(opts.MaxBodyBytes, 2*int64(opts.Ingest.MaxMessageBytes)+4<<10),
 		keys:         keys,
-		limiter:      newRateLimiter(opts.Ingest, len(keys)),
+		limiter:      newRateLimiter(opts.Ingest, keys.len()),
 		tokens:       opts.Tokens,
 		pub:          js,
+		js:           js,
 		nc:           js.Conn(),
 		reader:       streams.NewDirectGet(js, opts.Stream.Name),
 		ids:          newIDGen(),
@@ -159,11 +163,14 @@ func validate(o *Options) error {
 	return errors.Join(errs...)
 }
 
-// Register adds the three routes to mux.
+// Register adds the producer routes to mux.
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("POST /v1/users/{user}/messages", h.endpoint(h.publish))
 	mux.Handle("POST /v1/messages", h.endpoint(h.batch))
 	mux.Handle("GET /v1/users/{user}/messages", h.endpoint(h.history))
+	mux.Handle("PUT /v1/users/{user}/messages/{id}", h.endpoint(h.update))
+	mux.Handle("DELETE /v1/users/{user}/messages/{id}", h.endpoint(h.retract))
+	mux.Handle("DELETE /v1/users/{user}/scheduled/{id}", h.endpoint(h.cancel))
 }
 
 // Outcomes counted by herald_ingest_requests_total besides error codes.

@@ -153,7 +153,7 @@ func FuzzParsePage(f *testing.F) {
 
 func TestKeyring(t *testing.T) {
 	t.Parallel()
-	kr, err := newKeyring([]string{"first-key-0123456789", "second-key-0123456789"})
+	kr, err := NewKeyring([]string{"first-key-0123456789", "second-key-0123456789"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,14 +161,36 @@ func TestKeyring(t *testing.T) {
 		"first-key-0123456789": true, "second-key-0123456789": true,
 		"": false, "first-key-012345678": false, "first-key-01234567890": false, "FIRST-key-0123456789": false,
 	} {
-		if kr.match(key) != want {
+		if kr.Match(key) != want {
 			t.Errorf("match(%q) = %v", key, !want)
 		}
 	}
-	if _, err := newKeyring(nil); err == nil {
+	if _, err := NewKeyring(nil); err == nil {
 		t.Error("no keys accepted")
 	}
-	if _, err := newKeyring([]string{"ok-key-0123456789", ""}); err == nil {
+	if _, err := NewKeyring([]string{"ok-key-0123456789", ""}); err == nil {
 		t.Error("an empty key accepted")
 	}
+}
+
+// FuzzDurationField: a ttl or delay field either reads as a positive
+// duration or is refused with a 400 invalid_message, never a panic.
+func FuzzDurationField(f *testing.F) {
+	for _, s := range []string{`90`, `1.5`, `"90s"`, `"7d"`, `null`, ``, `0`, `-1`, `"x"`, `true`, `{}`, `1e400`, `"\u0039\u0030"`, `"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		d, ok, err := durationField(raw, "ttl")
+		switch {
+		case err != nil:
+			var e *herald.Error
+			if !errors.As(err, &e) || e.Code != herald.InvalidMessage || ok {
+				t.Fatalf("durationField(%q) = %v, %v, %v", raw, d, ok, err)
+			}
+		case ok && d <= 0:
+			t.Fatalf("durationField(%q) = %v", raw, d)
+		case !ok && d != 0:
+			t.Fatalf("durationField(%q) = %v without ok", raw, d)
+		}
+	})
 }

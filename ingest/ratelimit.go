@@ -1,8 +1,6 @@
 package ingest
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"fmt"
 	"time"
 
@@ -32,17 +30,6 @@ func newRateLimiter(c Config, keys int) *rateLimiter {
 		rl.buckets[i] = rate.NewLimiter(rate.Limit(c.RateLimit), rl.burst)
 	}
 	return rl
-}
-
-// index returns the position of key in the keyring, -1 if it is none. Like
-// match it compares against every key in constant time.
-func (kr keyring) index(key string) int {
-	d := sha256.Sum256([]byte(key))
-	idx := -1
-	for i := range kr {
-		idx = subtle.ConstantTimeSelect(subtle.ConstantTimeCompare(d[:], kr[i][:]), i, idx)
-	}
-	return idx
 }
 
 // rateLimit takes n tokens from the bucket of p's producer key. When the

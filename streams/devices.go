@@ -2,7 +2,9 @@ package streams
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,7 +18,8 @@ const DevicesBucketName = "HERALD_DEVICES"
 
 // DevicesBucket returns the configuration of the device-position bucket: one
 // value per device (history 1), deleted when it has not been written for
-// ttl (the device TTL), file storage, as many replicas as the stream.
+// ttl (the device TTL), file storage, as many replicas as the stream. The
+// bucket also holds each user's read position (ReadKey).
 func DevicesBucket(c Config, ttl time.Duration) jetstream.KeyValueConfig {
 	replicas := c.Replicas
 	if replicas < 1 {
@@ -24,7 +27,7 @@ func DevicesBucket(c Config, ttl time.Duration) jetstream.KeyValueConfig {
 	}
 	return jetstream.KeyValueConfig{
 		Bucket:      DevicesBucketName,
-		Description: "Herald: acked position of each device (live engine)",
+		Description: "Herald: acked position of each device, read position of each user",
 		History:     1,
 		TTL:         ttl,
 		Storage:     jetstream.FileStorage,
@@ -60,6 +63,62 @@ func DeviceKey(user, device string) string {
 // devices with it (edge.max_devices_per_user).
 func DeviceKeyFilter(user string) string {
 	return escapeKey(Token(user)) + ".*"
+}
+
+// ReadKey is the key of a user's read position (SPEC §10) in the devices
+// bucket: the escaped user token alone, one token, so that it matches no
+// DeviceKeyFilter and no device key.
+func ReadKey(user string) string {
+	return escapeKey(Token(user))
+}
+
+// ErrInvalidKey: a key that DeviceKey did not produce.
+var ErrInvalidKey = errors.New("not a device key")
+
+// ParseDeviceKey is the inverse of DeviceKey.
+func ParseDeviceKey(key string) (user, device string, err error) {
+	tok, dev, ok := strings.Cut(key, ".")
+	if !ok {
+		return "", "", fmt.Errorf("%w: %q", ErrInvalidKey, key)
+	}
+	tok, err = unescapeKey(tok)
+	if err != nil {
+		return "", "", fmt.Errorf("%w: %q", ErrInvalidKey, key)
+	}
+	if device, err = unescapeKey(dev); err != nil || ValidateDevice(device) != nil {
+		return "", "", fmt.Errorf("%w: %q", ErrInvalidKey, key)
+	}
+	if user, err = UserFromToken(tok); err != nil {
+		return "", "", fmt.Errorf("%w: %q: %w", ErrInvalidKey, key, err)
+	}
+	if DeviceKey(user, device) != key {
+		return "", "", fmt.Errorf("%w: %q is not canonical", ErrInvalidKey, key)
+	}
+	return user, device, nil
+}
+
+// unescapeKey inverts escapeKey.
+func unescapeKey(s string) (string, error) {
+	if !strings.Contains(s, "=") {
+		return s, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '=' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+2 >= len(s) {
+			return "", errors.New("truncated escape")
+		}
+		c, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
+		if err != nil {
+			return "", errors.New("bad escape")
+		}
+		b.WriteByte(byte(c))
+		i += 2
+	}
+	return b.String(), nil
 }
 
 func escapeKey(s string) string {

@@ -3,6 +3,7 @@ package streams_test
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -82,6 +83,32 @@ func FuzzDeviceKey(f *testing.F) {
 		u, err := streams.UserFromToken(unescape(t, tok))
 		if err != nil || u != user || unescape(t, dev) != device {
 			t.Fatalf("key %q decodes to %q/%q (%v), want %q/%q", key, u, unescape(t, dev), err, user, device)
+		}
+		if u, d, err := streams.ParseDeviceKey(key); err != nil || u != user || d != device {
+			t.Fatalf("ParseDeviceKey(%q) = %q, %q, %v; want %q, %q", key, u, d, err, user, device)
+		}
+		if rk := streams.ReadKey(user); rk != tok || !validKVKey(rk) {
+			t.Fatalf("ReadKey(%q) = %q, want %q, the user part of its device keys", user, rk, tok)
+		}
+	})
+}
+
+// FuzzParseDeviceKey: a key ParseDeviceKey accepts is the DeviceKey of what
+// it returns.
+func FuzzParseDeviceKey(f *testing.F) {
+	for _, k := range []string{"alice.phone", "alice.mac=3Aaa", "=7EYS5iKmM-ZA.x", "alice", "alice.", "a.b.c", "alice.=3a", "alice.=3", "=7E.x"} {
+		f.Add(k)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		u, d, err := streams.ParseDeviceKey(key)
+		if err != nil {
+			if !errors.Is(err, streams.ErrInvalidKey) {
+				t.Fatalf("ParseDeviceKey(%q) error %v does not wrap ErrInvalidKey", key, err)
+			}
+			return
+		}
+		if streams.DeviceKey(u, d) != key {
+			t.Fatalf("ParseDeviceKey(%q) = %q, %q, whose key is %q", key, u, d, streams.DeviceKey(u, d))
 		}
 	})
 }

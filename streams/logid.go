@@ -15,14 +15,15 @@ func LogUser(user string) string {
 	return "u:" + hex.EncodeToString(sum[:6])
 }
 
-// logKinds are the subject kinds whose last token is a user token.
-var logKinds = []string{"user", "live", "ctl"}
+// logKinds are the subject kinds whose first token after the kind is a
+// user token.
+var logKinds = []string{"user", "live", "ctl", "sched"}
 
 // LogSubjects returns text with the user token of each subject of this
-// scheme in it (<prefix>.user.<token>, <prefix>.live.<token> or
-// <prefix>.ctl.<token>) replaced by LogUser of its user, so that text Herald
-// does not compose, such as a NATS error naming a subscription, can be
-// logged. A token that does not decode is replaced by LogUser of the token;
+// scheme in it (<prefix>.user.<token>, <prefix>.live.<token>,
+// <prefix>.ctl.<token> or <prefix>.sched.<token>.<id>) replaced by LogUser
+// of its user, so that text Herald does not compose, such as a NATS error
+// naming a subscription, can be logged. A token that does not decode is replaced by LogUser of the token;
 // wildcards are kept.
 func (s Subjects) LogSubjects(text string) string {
 	for _, kind := range logKinds {

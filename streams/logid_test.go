@@ -16,7 +16,7 @@ func TestLogSubjects(t *testing.T) {
 		{"herald.user." + streams.Token(email) + " and herald.ctl.bob", "herald.user." + streams.LogUser(email) + " and herald.ctl." + streams.LogUser("bob")},
 		{"herald.user.* herald.live.>", "herald.user.* herald.live.>"},
 		{"herald.user.~!!", "herald.user." + streams.LogUser("~") + "!!"},
-		{"other.user.alice herald.sched.x1", "other.user.alice herald.sched.x1"},
+		{"other.user.alice herald.sched.x1.m-1", "other.user.alice herald.sched." + streams.LogUser("x1") + ".m-1"},
 	} {
 		if got := s.LogSubjects(tc.in); got != tc.want {
 			t.Errorf("LogSubjects(%q) = %q, want %q", tc.in, got, tc.want)

@@ -10,8 +10,16 @@ import (
 
 // Definition returns the JetStream configuration of the HERALD stream: one
 // subject per user, file storage, per-user message limit, direct get on and
-// a RePublish of every stored message to <prefix>.live.<token> (headers
-// only are not used: the live engine needs the payload).
+// a RePublish of every stored message of a user subject to
+// <prefix>.live.<token> (headers only are not used: the live engine needs
+// the payload).
+//
+// The stream also holds the scheduled messages (SPEC §10), one subject
+// each (Subjects.Schedule), which are never republished: JetStream stores
+// the message on its target, the user's subject, when it is due. Per-message
+// TTLs (Nats-TTL) and message schedules are on; neither can be turned off
+// again on an existing stream (JetStream refuses), and schedules need
+// roll-ups, which JetStream turns on with them.
 func Definition(c Config) jetstream.StreamConfig {
 	subj := Subjects{Prefix: c.Prefix}
 	maxBytes := c.MaxBytes
@@ -25,7 +33,7 @@ func Definition(c Config) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:              c.Name,
 		Description:       "Herald: one subject per user",
-		Subjects:          []string{subj.AllUsers()},
+		Subjects:          []string{subj.AllUsers(), subj.AllSchedules()},
 		Retention:         jetstream.LimitsPolicy,
 		Storage:           jetstream.FileStorage,
 		Discard:           jetstream.DiscardOld,
@@ -37,6 +45,9 @@ func Definition(c Config) jetstream.StreamConfig {
 		Duplicates:        c.DuplicateWindow,
 		Replicas:          c.Replicas,
 		AllowDirect:       true,
+		AllowMsgTTL:       true,
+		AllowMsgSchedules: true,
+		AllowRollup:       true,
 		RePublish: &jetstream.RePublish{
 			Source:      subj.AllUsers(),
 			Destination: subj.LiveTemplate(),

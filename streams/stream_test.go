@@ -40,7 +40,9 @@ func TestApplyIsIdempotent(t *testing.T) {
 	}
 	got := info.Config
 	if got.MaxMsgsPerSubject != 5 || !got.AllowDirect || got.Subjects[0] != "herald.user.*" ||
-		got.Duplicates != 2*time.Minute || got.MaxConsumers != c.MaxConsumers || got.RePublish == nil {
+		got.Duplicates != 2*time.Minute || got.MaxConsumers != c.MaxConsumers || got.RePublish == nil ||
+		got.RePublish.Source != "herald.user.*" || len(got.Subjects) != 2 || got.Subjects[1] != "herald.sched.*.*" ||
+		!got.AllowMsgTTL || !got.AllowMsgSchedules || !got.AllowRollup {
 		t.Errorf("stream config after update = %+v", got)
 	}
 

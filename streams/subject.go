@@ -150,6 +150,27 @@ func (s Subjects) LiveTemplate() string {
 	return s.prefix() + ".live.{{wildcard(1)}}"
 }
 
+// Ctl returns the core NATS subject on which the edges that hold streams
+// of a user tell each other of its acks and reads: <prefix>.ctl.<token>.
+func (s Subjects) Ctl(user string) string {
+	return s.prefix() + ".ctl." + Token(user)
+}
+
+// Schedule returns the subject of a scheduled message (SPEC §10):
+// <prefix>.sched.<user token>.<id token>, the id mapped as Token maps a
+// user id. A message id is unique per user only (MsgID), so the user is
+// part of the subject. JetStream keeps one schedule per subject: a second
+// schedule on it replaces the first.
+func (s Subjects) Schedule(user, id string) string {
+	return s.prefix() + ".sched." + Token(user) + "." + Token(id)
+}
+
+// AllSchedules is the wildcard of every schedule subject, which the
+// stream holds besides the user subjects.
+func (s Subjects) AllSchedules() string {
+	return s.prefix() + ".sched.*.*"
+}
+
 // UserFromSubject is the inverse of User.
 func (s Subjects) UserFromSubject(subject string) (string, error) {
 	return s.userAfter(subject, ".user.")

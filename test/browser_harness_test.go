@@ -372,6 +372,27 @@ func (p *serveProc) position(user, device string) uint64 {
 	return n
 }
 
+// waitRead waits until the user's read position (SPEC §10) is seq.
+func (p *serveProc) waitRead(t *testing.T, user string, seq uint64) {
+	t.Helper()
+	streamstest.WaitFor(t, 10*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		kv, err := p.js.KeyValue(ctx, streams.DevicesBucketName)
+		if err != nil {
+			return err
+		}
+		e, err := kv.Get(ctx, streams.ReadKey(user))
+		if err != nil {
+			return err
+		}
+		if got, _ := strconv.ParseUint(string(e.Value()), 10, 64); got != seq {
+			return fmt.Errorf("read position of %s is %d, want %d", user, got, seq)
+		}
+		return nil
+	})
+}
+
 // waitPosition waits until the device's stored position is seq.
 func (p *serveProc) waitPosition(t *testing.T, user, device string, seq uint64) {
 	t.Helper()

@@ -258,6 +258,16 @@ func TestBrowserFallsBackToSSE(t *testing.T) {
 	checkMessages(t, pageMessages(t, tab), bodies, seqs)
 	h.waitPosition(t, "alice", "tablet", seqs[len(seqs)-1])
 
+	// read() over SSE is a POST /v1/read; another device's read arrives as
+	// a read event.
+	evalJS[any](t, tab, `client.read(`+strconv.FormatUint(seqs[3], 10)+`), null`)
+	h.waitRead(t, "alice", seqs[3])
+	status, body := call(t, http.MethodPost, h.url(), "/v1/read", mint(t, "alice", "phone"), `{"seq":`+strconv.FormatUint(seqs[5], 10)+`}`)
+	if status != http.StatusOK {
+		t.Fatalf("POST /v1/read: %d %s", status, body)
+	}
+	waitJS(t, tab, 10*time.Second, `T.frames.some((f) => f.type === "read" && f.seq === `+strconv.FormatUint(seqs[5], 10)+` && f.device === "phone")`, `JSON.stringify(T.frames)`)
+
 	mu.Lock()
 	defer mu.Unlock()
 	if refused == 0 {
@@ -402,6 +412,12 @@ func TestBrowserConsole(t *testing.T) {
 		t.Errorf("acked flags (oldest first) = %v, want [true true false]", acked)
 	}
 	h.waitPosition(t, "alice", "console", seqs[1])
+
+	// Mark the first message read: the user's read position moves, and the
+	// console shows it.
+	do(chromedp.Click(chromedp.CSS(`#messages li[data-seq="` + strconv.FormatUint(seqs[0], 10) + `"] button.read`)))
+	h.waitRead(t, "alice", seqs[0])
+	waitJS(t, tab, 5*time.Second, `document.getElementById("s-read").textContent.startsWith("`+strconv.FormatUint(seqs[0], 10)+` ")`, `document.getElementById("s-read").textContent`)
 
 	shot, err := chromedp.Run(tab, chromedp.FullScreenshot(100)) // 100: PNG
 	if err != nil {

@@ -416,7 +416,7 @@ func TestComposeLoadBalancer(t *testing.T) {
 	}
 	// Device endpoints go to both edges, streamed; producer routes go to
 	// ingest.
-	if !strings.Contains(conf, "@edges path /v1/ws /v1/sse /v1/ack\n") {
+	if !strings.Contains(conf, "@edges path_regexp ^/v1/(ws|sse|ack|read|") {
 		t.Errorf("the Caddyfile does not match the edges' paths")
 	}
 	edges := block(t, conf, "handle @edges")
@@ -430,6 +430,12 @@ func TestComposeLoadBalancer(t *testing.T) {
 	}
 	if strings.Contains(block(t, conf, "handle @ingest"), "retry_match") {
 		t.Errorf("ingest requests are retried by the proxy; a retry is the producer's, with its Idempotency-Key")
+	}
+	// Read state, device status and the browser files are the edges'.
+	for _, p := range []string{"|ack|", "|read|", `|herald\.js|`, "|users/[^/]+/devices)"} {
+		if !strings.Contains(conf, p) {
+			t.Errorf("the Caddyfile does not send %s to the edges", p)
+		}
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/edge"
 	"github.com/herald-push/herald/edge/token"
+	"github.com/herald-push/herald/ingest"
 	"github.com/herald-push/herald/streams"
 	"github.com/herald-push/herald/streams/streamstest"
 )
@@ -151,8 +152,15 @@ func buildEdge(t testing.TB, nc *nats.Conn, cfg config.Config) (es *edge.Server,
 		t.Fatal(err)
 	}
 	reg = prometheus.NewRegistry()
-	es, err = edge.New(edge.Options{Edge: cfg.Edge, Engine: eng, Tokens: v, Registerer: reg,
-		Control: nc, Subjects: streams.Subjects{Prefix: cfg.Stream.Prefix}})
+	opts := edge.Options{Edge: cfg.Edge, Engine: eng, Tokens: v, Registerer: reg, JetStream: js, Stream: cfg.Stream}
+	if len(cfg.Ingest.ProducerKeys) > 0 {
+		kr, err := ingest.NewKeyring(cfg.Ingest.ProducerKeys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Producers = kr
+	}
+	es, err = edge.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +214,17 @@ func newEdge(t *testing.T, c *cluster) *edgeNode {
 // newEdgeOn starts an edge whose engine uses nc.
 func newEdgeOn(t testing.TB, cfg config.Config, nc *nats.Conn) *edgeNode {
 	t.Helper()
+	return newEdgeWith(t, cfg, nc, nil)
+}
+
+// newEdgeWith is newEdgeOn that lets more registers more routes on the
+// edge's mux first (nil: none).
+func newEdgeWith(t testing.TB, cfg config.Config, nc *nats.Conn, more func(*http.ServeMux, *prometheus.Registry)) *edgeNode {
+	t.Helper()
 	es, reg, mux, stopEngine := buildEdge(t, nc, cfg)
+	if more != nil {
+		more(mux, reg)
+	}
 	hs := httptest.NewServer(mux)
 	var once sync.Once
 	shutdown := func(t testing.TB, report bool) {

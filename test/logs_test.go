@@ -68,7 +68,7 @@ func TestWarningsDoNotNameTheUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	es, err := edge.New(edge.Options{Edge: c.cfg.Edge, Engine: eng, Tokens: v, Logger: log})
+	es, err := edge.New(edge.Options{Edge: c.cfg.Edge, Engine: eng, Tokens: v, Logger: log, JetStream: c.js, Stream: c.cfg.Stream})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -31,6 +32,10 @@ func newListenCmd(a *app) *cobra.Command {
 printed as one line (seq, title, body, tab-separated), acked, and its seq saved
 in the state file, so that a reconnect (exponential backoff with jitter,
 100ms to 30s) or a restart resumes with since=<last seq>.
+
+An update or a delete of an earlier message has a fourth column, "update <id>"
+or "delete <id>". When another device of the user marks messages read, a line
+"read", the seq and that device is printed.
 
 The token is --token, else one minted with auth.jwt_secret (HERALD_JWT_SECRET)
 or the secret herald serve generated in <data-dir>/credentials.json, minted
@@ -115,6 +120,7 @@ type listener struct {
 	token     func() (string, error)
 	statePath string
 	out       io.Writer
+	outMu     sync.Mutex // messages and read events print from two goroutines
 	log       *slog.Logger
 
 	// Zero values take the client's defaults.
@@ -138,6 +144,7 @@ func (l *listener) client() (*client.Client, error) {
 		Token:      func(context.Context) (string, error) { return l.token() },
 		Store:      &client.FileStore{Path: l.statePath, User: l.user, Device: l.device},
 		Logger:     l.log,
+		OnEvent:    l.event,
 		MinBackoff: l.minBackoff,
 		MaxBackoff: l.maxBackoff,
 	})
@@ -161,7 +168,11 @@ func (l *listener) run(ctx context.Context, c *client.Client) error {
 		if text == "" && len(m.Data) > 0 {
 			text = string(m.Data)
 		}
-		if _, err := fmt.Fprintf(l.out, "%d\t%s\t%s\n", m.Seq, oneLine(m.Title), oneLine(text)); err != nil {
+		line := fmt.Sprintf("%d\t%s\t%s", m.Seq, oneLine(m.Title), oneLine(text))
+		if m.Op != "" {
+			line += "\t" + m.Op + " " + m.Ref
+		}
+		if err := l.println(line); err != nil {
 			printErr = fmt.Errorf("cmd: listen: print: %w", err)
 			cancel()
 			continue
@@ -172,6 +183,20 @@ func (l *listener) run(ctx context.Context, c *client.Client) error {
 		return fmt.Errorf("cmd: listen: %w", err)
 	}
 	return printErr
+}
+
+// event prints read events; on the client's goroutine.
+func (l *listener) event(e client.Event) {
+	if e.Kind == client.EventRead {
+		_ = l.println(fmt.Sprintf("read\t%d\t%s", e.Seq, e.Device))
+	}
+}
+
+func (l *listener) println(line string) error {
+	l.outMu.Lock()
+	defer l.outMu.Unlock()
+	_, err := fmt.Fprintln(l.out, line)
+	return err
 }
 
 // oneLine keeps a message on one output line.

@@ -283,9 +283,10 @@ func TestListenResumesAfterDisconnect(t *testing.T) {
 
 	// A new listener on the same state file resumes after the last seq.
 	out2 := &syncBuffer{}
-	l2 := *l
-	l2.out = out2
-	l2.baseURL = "ws://" + e2.addr
+	l2 := &listener{
+		baseURL: "ws://" + e2.addr, user: l.user, device: l.device, token: l.token, statePath: l.statePath,
+		out: out2, log: l.log, minBackoff: l.minBackoff, maxBackoff: l.maxBackoff,
+	}
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	defer cancel2()
 	errc2 := make(chan error, 1)

@@ -1,8 +1,8 @@
 // Command herald runs every role of Herald, a push broker on NATS JetStream:
 // serve (everything in one process with an embedded NATS server), ingest and
 // edge (one role each against an external NATS), and the tools around them
-// (streams, doctor, subject, token, publish, listen, bench, version). See
-// README.md.
+// (streams, doctor, subject, token, publish, listen, devices, bench,
+// version). See README.md.
 //
 // The command tree is built by newRootCmd from an app value that holds the
 // process's outside world (stdout, stderr, environment); there is no
@@ -74,6 +74,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newTokenCmd(a),
 		newPublishCmd(a),
 		newListenCmd(a),
+		newDevicesCmd(a),
 		newBenchCmd(a),
 		newVersionCmd(a),
 	)

@@ -34,12 +34,18 @@ type publishFlags struct {
 	url      string
 	key      string
 	viaNATS  bool
+	// The lifecycle of SPEC §10: as given on the command line.
+	ttl    string
+	at     string
+	delay  string
+	update string // the id of the message this one replaces
+	delete string // the id of the message this one retracts
 }
 
 func newPublishCmd(a *app) *cobra.Command {
 	var f publishFlags
 	cmd := &cobra.Command{
-		Use:   "publish --user U [--title T] [--priority N] [--id KEY] [BODY]",
+		Use:   "publish --user U [--title T] [--priority N] [--id KEY] [--ttl D] [--at T | --delay D] [--update ID | --delete ID] [BODY]",
 		Short: "Publish a message to a user, via the ingest HTTP API or --nats",
 		Long: `Publish one message to every device of a user and print the JSON answer.
 
@@ -48,7 +54,13 @@ By default it posts to the ingest API at --url with the producer key --key
 herald serve generated in <data-dir>/credentials.json). With --nats it stores
 the envelope straight in JetStream at --nats-url, with Nats-Msg-Id set to the
 id scoped by user (as ingest sets it), so that a retry within the duplicate
-window, by either path, is stored once.`,
+window, by either path, is stored once.
+
+--ttl removes the message that long after it is stored (90s, 2h, 7d, or
+seconds). --at (an RFC 3339 time) or --delay (a duration) stores it later,
+as a JetStream message schedule; the answer then has deliver_at, not seq.
+--update ID publishes a replacement of the message with that id, --delete ID
+a retraction (which needs no body).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := a.loadConfig(cmd)
@@ -77,8 +89,45 @@ window, by either path, is stored once.`,
 	fl.StringVar(&f.url, "url", "http://127.0.0.1:8080", "base URL of the ingest API")
 	fl.StringVar(&f.key, "key", "", "producer key")
 	fl.BoolVar(&f.viaNATS, "nats", false, "publish straight to JetStream at --nats-url instead of HTTP")
+	fl.StringVar(&f.ttl, "ttl", "", "remove the message this long after it is stored (90s, 2h, 7d, or seconds)")
+	fl.StringVar(&f.at, "at", "", "deliver at this RFC 3339 time (2026-11-23T10:00:00Z)")
+	fl.StringVar(&f.delay, "delay", "", "deliver after this duration (90s, 2h)")
+	fl.StringVar(&f.update, "update", "", "publish an update of the message with this id")
+	fl.StringVar(&f.delete, "delete", "", "publish a delete of the message with this id")
+	cmd.MarkFlagsMutuallyExclusive("at", "delay")
+	cmd.MarkFlagsMutuallyExclusive("update", "delete")
 	_ = cmd.MarkFlagRequired("user")
 	return cmd
+}
+
+// lifecycle checks the lifecycle flags and returns what --nats writes.
+func (f *publishFlags) lifecycle(now time.Time) (streams.Lifecycle, error) {
+	var lc streams.Lifecycle
+	if f.ttl != "" {
+		d, err := herald.ParseDuration(f.ttl)
+		if err != nil {
+			return lc, fmt.Errorf("--ttl: %w", err)
+		}
+		lc.TTL = d
+	}
+	switch {
+	case f.at != "":
+		t, err := time.Parse(time.RFC3339, f.at)
+		if err != nil {
+			return lc, fmt.Errorf("--at: %q is not an RFC 3339 time like 2026-11-23T10:00:00Z", f.at)
+		}
+		lc.DeliverAt = t.UTC()
+	case f.delay != "":
+		d, err := herald.ParseDuration(f.delay)
+		if err != nil {
+			return lc, fmt.Errorf("--delay: %w", err)
+		}
+		lc.DeliverAt = now.Add(d)
+	}
+	if !lc.DeliverAt.IsZero() && !lc.DeliverAt.After(now) {
+		return lc, fmt.Errorf("--at %s is not in the future", lc.DeliverAt.Format(time.RFC3339))
+	}
+	return lc, nil
 }
 
 // envelope builds and validates the message of f.
@@ -87,6 +136,12 @@ func (f *publishFlags) envelope() (streams.Envelope, error) {
 		return streams.Envelope{}, err
 	}
 	e := streams.Envelope{ID: f.id, User: f.user, Title: f.title, Body: f.body, Tags: f.tags}
+	switch {
+	case f.update != "":
+		e.Ref, e.Op = f.update, herald.OpUpdate
+	case f.delete != "":
+		e.Ref, e.Op = f.delete, herald.OpDelete
+	}
 	if f.priority >= 0 {
 		p := f.priority
 		e.Priority = &p
@@ -111,13 +166,21 @@ func (a *app) publishHTTP(ctx context.Context, cfg *config.Config, f *publishFla
 			return err
 		}
 	}
+	if _, err := f.lifecycle(time.Now()); err != nil {
+		return fmt.Errorf("cmd: publish: %w", err)
+	}
 	body, err := json.Marshal(struct {
-		Title    string          `json:"title,omitempty"`
-		Body     string          `json:"body,omitempty"`
-		Priority *int            `json:"priority,omitempty"`
-		Tags     []string        `json:"tags,omitempty"`
-		Data     json.RawMessage `json:"data,omitempty"`
-	}{e.Title, e.Body, e.Priority, e.Tags, e.Data})
+		Title     string          `json:"title,omitempty"`
+		Body      string          `json:"body,omitempty"`
+		Priority  *int            `json:"priority,omitempty"`
+		Tags      []string        `json:"tags,omitempty"`
+		Data      json.RawMessage `json:"data,omitempty"`
+		Ref       string          `json:"ref,omitempty"`
+		Op        string          `json:"op,omitempty"`
+		TTL       string          `json:"ttl,omitempty"`
+		DeliverAt string          `json:"deliver_at,omitempty"`
+		Delay     string          `json:"delay,omitempty"`
+	}{e.Title, e.Body, e.Priority, e.Tags, e.Data, e.Ref, e.Op, f.ttl, f.at, f.delay})
 	if err != nil {
 		return fmt.Errorf("cmd: publish: %w", err)
 	}
@@ -153,13 +216,15 @@ func (a *app) publishHTTP(ctx context.Context, cfg *config.Config, f *publishFla
 	return err
 }
 
-// natsPublished is what publish --nats prints, shaped like ingest's answer.
+// natsPublished is what publish --nats prints, shaped like ingest's answer:
+// a scheduled message has deliver_at and no seq (nor user and time).
 type natsPublished struct {
-	ID        string    `json:"id"`
-	Seq       uint64    `json:"seq"`
-	User      string    `json:"user"`
-	Time      time.Time `json:"time"`
-	Duplicate bool      `json:"duplicate,omitempty"`
+	ID        string     `json:"id"`
+	Seq       uint64     `json:"seq,omitempty"`
+	User      string     `json:"user,omitempty"`
+	Time      *time.Time `json:"time,omitempty"`
+	DeliverAt *time.Time `json:"deliver_at,omitempty"`
+	Duplicate bool       `json:"duplicate,omitempty"`
 }
 
 func (a *app) publishNATS(ctx context.Context, cfg *config.Config, f *publishFlags) error {
@@ -167,9 +232,34 @@ func (a *app) publishNATS(ctx context.Context, cfg *config.Config, f *publishFla
 	if err != nil {
 		return fmt.Errorf("cmd: publish: %w", err)
 	}
-	e.Time = time.Now().UTC().Truncate(time.Millisecond)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	lc, err := f.lifecycle(now)
+	if err != nil {
+		return fmt.Errorf("cmd: publish: %w", err)
+	}
+	// The checks ingest makes: the stream would remove the message (or
+	// the schedule) by its max age first.
+	if maxAge := cfg.Stream.MaxAge; maxAge > 0 {
+		switch {
+		case lc.TTL > maxAge:
+			return fmt.Errorf("cmd: publish: --ttl %v is longer than stream.max_age %v", lc.TTL, maxAge)
+		case lc.DeliverAt.Sub(now) > maxAge:
+			return fmt.Errorf("cmd: publish: the delivery time is further ahead than stream.max_age %v", maxAge)
+		}
+	}
+	if lc.TTL > 0 && lc.TTL < time.Second {
+		return fmt.Errorf("cmd: publish: --ttl %v is under the minimum of 1s", lc.TTL)
+	}
+	e.Time = now
+	if !lc.DeliverAt.IsZero() {
+		e.Time = lc.DeliverAt.Truncate(time.Millisecond)
+	}
+	if lc.TTL > 0 {
+		exp := e.Time.Add((lc.TTL + time.Second - 1) / time.Second * time.Second)
+		e.Expires = &exp
+	}
 	if e.ID == "" {
-		if e.ID, err = newID(e.Time); err != nil {
+		if e.ID, err = newID(now); err != nil {
 			return err
 		}
 	}
@@ -193,16 +283,18 @@ func (a *app) publishNATS(ctx context.Context, cfg *config.Config, f *publishFla
 	if err != nil {
 		return fmt.Errorf("cmd: jetstream: %w", err)
 	}
-	msg := nats.NewMsg(streams.Subjects{Prefix: cfg.Stream.Prefix}.User(e.User))
-	msg.Data = payload
-	msg.Header.Set(jetstream.MsgIDHeader, streams.MsgID(e.User, e.ID))
+	msg := streams.Subjects{Prefix: cfg.Stream.Prefix}.NewMsg(e.User, e.ID, payload, lc)
 	ctx, cancel := context.WithTimeout(ctx, cfg.Ingest.PublishTimeout)
 	defer cancel()
 	ack, err := js.PublishMsg(ctx, msg, jetstream.WithExpectStream(cfg.Stream.Name))
 	if err != nil {
 		return fmt.Errorf("cmd: publish: %w", err)
 	}
-	out, err := json.Marshal(natsPublished{ID: e.ID, Seq: ack.Sequence, User: e.User, Time: e.Time, Duplicate: ack.Duplicate})
+	answer := natsPublished{ID: e.ID, Seq: ack.Sequence, User: e.User, Time: &e.Time, Duplicate: ack.Duplicate}
+	if !lc.DeliverAt.IsZero() {
+		answer = natsPublished{ID: e.ID, DeliverAt: &e.Time, Duplicate: ack.Duplicate}
+	}
+	out, err := json.Marshal(answer)
 	if err != nil {
 		return fmt.Errorf("cmd: publish: %w", err)
 	}

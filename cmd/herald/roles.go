@@ -144,19 +144,27 @@ func newNode(cfg config.Config, nc *nats.Conn, roles roleSet, log *slog.Logger, 
 		if err != nil {
 			return nil, err
 		}
-		eo := edge.Options{
-			Edge: cfg.Edge, Engine: eng, Tokens: verifier, Logger: log, Registerer: reg,
-			// Acks reach the device's sessions on every edge (SPEC §9).
-			Control: nc, Subjects: streams.Subjects{Prefix: cfg.Stream.Prefix},
+		eopts := edge.Options{
+			Edge: cfg.Edge, Engine: eng, Tokens: verifier,
+			JetStream: js, Stream: cfg.Stream, Timeout: cfg.NATS.Timeout,
+			Logger: log, Registerer: reg,
+		}
+		// Producers read device status from the edge with their key.
+		if len(cfg.Ingest.ProducerKeys) > 0 {
+			kr, err := ingest.NewKeyring(cfg.Ingest.ProducerKeys)
+			if err != nil {
+				return nil, fmt.Errorf("cmd: ingest.producer_keys: %w", err)
+			}
+			eopts.Producers = kr
 		}
 		if cfg.Compat.NTFY.Enabled {
-			eo.Ntfy = &edge.NtfyOptions{
+			eopts.Ntfy = &edge.NtfyOptions{
 				Store:    streams.NewDirectGet(js, cfg.Stream.Name),
 				Subjects: streams.Subjects{Prefix: cfg.Stream.Prefix},
 				Timeout:  cfg.NATS.Timeout,
 			}
 		}
-		es, err := edge.New(eo)
+		es, err := edge.New(eopts)
 		if err != nil {
 			return nil, fmt.Errorf("cmd: edge: %w", err)
 		}

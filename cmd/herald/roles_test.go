@@ -43,7 +43,7 @@ func TestRolesAgainstExternalNATS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"stream HERALD applied", "herald.user.*", "replicas", "10000", "bucket HERALD_DEVICES applied"} {
+	for _, want := range []string{"stream HERALD applied", "herald.user.*", "herald.sched.*.*", "replicas", "10000", "bucket HERALD_DEVICES applied", "cannot turn them off"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("streams apply output lacks %q:\n%s", want, out)
 		}

@@ -163,7 +163,10 @@ func (a *app) streamsApply(ctx context.Context, cfg config.Config, wait time.Dur
 	if err := printStreamConfig(a.stdout, &info.Config); err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "device positions bucket %s applied (live engine; TTL = edge.device_ttl %v)\n", bucket, cfg.Edge.DeviceTTL)
+	fmt.Fprintln(a.stdout, "  note: message TTLs and message schedules (and the roll-ups schedules need) are on;\n"+
+		"  JetStream cannot turn them off for an existing stream: only deleting and\n"+
+		"  recreating it, which loses its messages, does")
+	fmt.Fprintf(a.stdout, "device positions bucket %s applied (device positions and read positions; TTL = edge.device_ttl %v)\n", bucket, cfg.Edge.DeviceTTL)
 	return nil
 }
 
@@ -178,6 +181,8 @@ func printStreamConfig(w io.Writer, c *jetstream.StreamConfig) error {
 	fmt.Fprintf(tw, "  duplicate window\t%s\n", c.Duplicates)
 	fmt.Fprintf(tw, "  max consumers\t%s\n", unlimited(int64(c.MaxConsumers), fmt.Sprint(c.MaxConsumers)))
 	fmt.Fprintf(tw, "  direct get\t%v\n", c.AllowDirect)
+	fmt.Fprintf(tw, "  message TTLs\t%v\n", c.AllowMsgTTL)
+	fmt.Fprintf(tw, "  message schedules\t%v\n", c.AllowMsgSchedules)
 	if c.RePublish != nil {
 		fmt.Fprintf(tw, "  republish\t%s -> %s\n", c.RePublish.Source, c.RePublish.Destination)
 	}

@@ -75,6 +75,7 @@ type Client struct {
 	mu        sync.Mutex
 	processed uint64 // the highest seq marked processed, never above delivered
 	delivered uint64 // the highest seq sent on Messages (or loaded)
+	readPos   uint64 // the highest read position asked for (Read)
 	pending   int    // marks and re-acks since the last flush
 	cur       *conn  // the open connection, nil between connections
 
@@ -82,7 +83,10 @@ type Client struct {
 	saved   uint64     // the position last saved; under flushMu
 }
 
-// Message is a delivered message: the envelope, with its Seq.
+// Message is a delivered message: the envelope, with its Seq. When Op is
+// herald.OpUpdate it replaces the earlier message whose ID is Ref; when it
+// is herald.OpDelete that message is retracted (SPEC §10). Either way it
+// is a message of its own, to mark processed like any other.
 type Message struct {
 	herald.Envelope
 	c *Client
@@ -266,6 +270,23 @@ func (c *Client) Processed(seq uint64) {
 	c.wake()
 }
 
+// Read tells the user's other devices that the user has seen every
+// message up to seq (SPEC §10): it is sent on the open connection, or on
+// the next one, with the acks (debounced like them). Only the highest seq
+// is sent; the edge clamps it to the user's last message and never moves
+// the read position back. It never blocks.
+func (c *Client) Read(seq uint64) {
+	c.mu.Lock()
+	if seq <= c.readPos {
+		c.mu.Unlock()
+		return
+	}
+	c.readPos = seq
+	c.pending++
+	c.mu.Unlock()
+	c.wake()
+}
+
 // wake tells the committer that there is something to flush.
 func (c *Client) wake() {
 	select {
@@ -428,10 +449,13 @@ func (c *Client) flush(ctx context.Context) error {
 	pos := c.processed
 	c.pending = 0
 	cn := c.cur
-	var ack uint64
+	var ack, read uint64
 	if cn != nil {
 		if a := min(pos, cn.recv); a > cn.acked {
 			cn.acked, ack = a, a
+		}
+		if cn.welcomed && c.readPos > cn.read {
+			cn.read, read = c.readPos, c.readPos
 		}
 	}
 	c.mu.Unlock()
@@ -444,6 +468,9 @@ func (c *Client) flush(ctx context.Context) error {
 	if ack > 0 {
 		// A failed write fails the connection, whose reader sees it.
 		_ = cn.write(herald.AppendAck(make([]byte, 0, 48), ack))
+	}
+	if read > 0 {
+		_ = cn.write(herald.AppendRead(make([]byte, 0, 48), read))
 	}
 	return nil
 }

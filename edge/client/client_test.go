@@ -524,3 +524,90 @@ func TestStoreFailureEndsRun(t *testing.T) {
 		t.Fatalf("the edge received %v acks, want none: nothing was saved", n)
 	}
 }
+
+// TestReadSync: Read on one device reaches the user's other device as an
+// EventRead naming the reader, a Read made before connecting is sent once
+// connected, and a new connection's EventConnected carries the position.
+func TestReadSync(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, engine string) {
+		h := newHarness(t, engine, nil)
+		e := h.newEdge(t)
+		phone := start(t, client.Options{URLs: []string{e.url}, Device: "phone", Token: tokens("alice", "phone")})
+		phone.event(t, kind(client.EventConnected))
+		laptop := start(t, client.Options{URLs: []string{e.url}, Device: "laptop", Token: tokens("alice", "laptop")})
+		laptop.event(t, kind(client.EventConnected))
+		first := h.mustPublish(t, "alice", "one")
+		last := h.mustPublish(t, "alice", "two")
+		phone.next(t)
+		phone.next(t)
+
+		phone.c.Read(first)
+		ev := laptop.event(t, kind(client.EventRead))
+		if ev.Seq != first || ev.Device != "phone" {
+			t.Fatalf("read event = %+v, want seq %d from phone", ev, first)
+		}
+		laptop.c.Read(last + 100) // clamped to the last message
+		ev = phone.event(t, kind(client.EventRead))
+		if ev.Seq != last || ev.Device != "laptop" {
+			t.Fatalf("read event = %+v, want seq %d from laptop", ev, last)
+		}
+
+		// A client that has not connected yet sends its Read once it has.
+		third := h.mustPublish(t, "alice", "three")
+		tablet, err := client.New(client.Options{URLs: []string{e.url}, Device: "tablet", Token: tokens("alice", "tablet")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tablet.Read(third)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- tablet.Run(ctx) }()
+		defer func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("tablet: %v", err)
+			}
+		}()
+		ev = phone.event(t, kind(client.EventRead))
+		if ev.Seq != third || ev.Device != "tablet" {
+			t.Fatalf("read event = %+v, want seq %d from tablet", ev, third)
+		}
+
+		late := start(t, client.Options{URLs: []string{e.url}, Device: "watch", Token: tokens("alice", "watch")})
+		if ev := late.event(t, kind(client.EventConnected)); ev.Read != third {
+			t.Fatalf("connected event = %+v, want read %d", ev, third)
+		}
+	})
+}
+
+// TestUpdatesAndDeletes: a message with ref and op reaches the application
+// with them, in order after the message it names.
+func TestUpdatesAndDeletes(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, config.DeliveryLive, nil)
+	e := h.newEdge(t)
+	r := start(t, client.Options{URLs: []string{e.url}, Device: "phone", Token: tokens("alice", "phone")})
+	r.event(t, kind(client.EventConnected))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, env := range []herald.Envelope{
+		{ID: "m-1", Body: "v1"},
+		{ID: "m-2", Body: "v2", Ref: "m-1", Op: herald.OpUpdate},
+		{ID: "m-3", Ref: "m-1", Op: herald.OpDelete},
+	} {
+		env.User, env.Time = "alice", time.Now().UTC()
+		b, err := env.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.js.Publish(ctx, "herald.user.alice", b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := []client.Message{r.next(t), r.next(t), r.next(t)}
+	if got[0].Op != "" || got[1].Op != herald.OpUpdate || got[1].Ref != "m-1" || got[1].Body != "v2" ||
+		got[2].Op != herald.OpDelete || got[2].Ref != "m-1" || !(got[0].Seq < got[1].Seq && got[1].Seq < got[2].Seq) {
+		t.Fatalf("messages %+v", got)
+	}
+}

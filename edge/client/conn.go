@@ -30,8 +30,10 @@ type conn struct {
 	wmu          sync.Mutex
 
 	// Under Client.mu.
-	recv  uint64 // the highest seq received on this connection, or its since
-	acked uint64 // the highest seq acked on it, or its since
+	recv     uint64 // the highest seq received on this connection, or its since
+	acked    uint64 // the highest seq acked on it, or its since
+	welcomed bool   // the welcome arrived: reads may be sent
+	read     uint64 // the highest read position the edge knows of, from the welcome or sent on it
 }
 
 func (cn *conn) write(b []byte) error {
@@ -219,6 +221,14 @@ func (c *Client) read(ctx context.Context, cn *conn, base string, since uint64) 
 			if f.Gap {
 				c.log.Warn("gap: messages after the position were removed by retention", "since", since, "from", from)
 			}
+			c.mu.Lock()
+			cn.welcomed = true
+			cn.read = max(cn.read, f.Read)
+			unsent := c.readPos > cn.read
+			c.mu.Unlock()
+			if unsent {
+				c.wake() // a Read made while disconnected
+			}
 			c.emit(Event{Kind: EventConnected, URL: base, Since: since, From: from, Gap: f.Gap, Read: f.Read})
 		case herald.TypeMessage:
 			if !c.receive(ctx, cn, f.Envelope) {
@@ -229,6 +239,9 @@ func (c *Client) read(ctx context.Context, cn *conn, base string, since uint64) 
 			c.log.Info("synced", "seq", f.Seq)
 			c.emit(Event{Kind: EventSynced, URL: base, Seq: f.Seq})
 		case herald.TypeRead:
+			c.mu.Lock()
+			cn.read = max(cn.read, f.Seq)
+			c.mu.Unlock()
 			c.emit(Event{Kind: EventRead, URL: base, Seq: f.Seq, Device: f.Device})
 		case herald.TypeError:
 			errFrame = &herald.ErrorFrame{Code: f.Code, Message: f.Message}

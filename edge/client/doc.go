@@ -56,6 +56,19 @@
 // Gap set and goes on from the first retained message: the application
 // should refresh from its backend.
 //
+// # Updates, deletes and read state
+//
+// A producer can update or retract a message it sent (SPEC §10): the edge
+// delivers a new message whose Op is herald.OpUpdate (replace the message
+// whose ID is Ref with this one) or herald.OpDelete (remove it). An
+// expiring message has Expires set; the edge never delivers it after that.
+//
+// The read position is the person's, shared by all of the user's devices:
+// Client.Read(seq) says that the user has seen everything up to seq, and
+// every other device of the user gets an EventRead with it (Seq, and
+// Device, the one that read). EventConnected carries the position at
+// connect time in Read. Read is not Done: Done is this device's delivery.
+//
 // # Concurrency
 //
 // Run owns every goroutine the client starts and returns after they have
@@ -64,7 +77,7 @@
 // connection has one goroutine that closes it (on ctx's end or a token
 // refresh). Messages is buffered (Options.Buffer); when it is full, the
 // reader waits, which in turn holds the edge at its window. Run closes
-// Messages when it returns. Processed and Message.Done are safe from any
+// Messages when it returns. Processed, Read and Message.Done are safe from any
 // goroutine and never block. Options.OnEvent is called on Run's goroutine,
 // in order, and no frame is read while it runs: it must return quickly.
 // A Client runs once: a second Run returns an error.

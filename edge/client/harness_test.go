@@ -187,7 +187,7 @@ func (h *harness) startEdge(addr string) (_ *edgeNode, err error) {
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
-	es, err := edge.New(edge.Options{Edge: h.cfg.Edge, Engine: eng, Tokens: v, Registerer: reg})
+	es, err := edge.New(edge.Options{Edge: h.cfg.Edge, Engine: eng, Tokens: v, Registerer: reg, JetStream: js, Stream: h.cfg.Stream})
 	if err != nil {
 		return nil, err
 	}

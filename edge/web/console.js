@@ -11,7 +11,7 @@ const keys = { token: "herald-console:token", device: "herald-console:device", k
 
 let client = null;
 let acked = 0; // highest seq acked from this tab
-let readUpTo = 0;
+let readPos = 0; // the user's read position, as last known
 const items = new Map(); // seq → <li>
 const byID = new Map(); // message id → <li>
 
@@ -26,6 +26,10 @@ $("disconnect").addEventListener("click", () => stop());
 $("ack-all").addEventListener("click", () => {
   const last = Math.max(0, ...items.keys());
   if (last > 0) ackUpTo(last);
+});
+$("read-all").addEventListener("click", () => {
+  const last = Math.max(0, ...items.keys());
+  if (last > 0) readUpTo(last);
 });
 publishForm.addEventListener("submit", (e) => {
   e.preventDefault();
@@ -62,6 +66,7 @@ function start() {
     onState: showState,
     onWelcome: (w) => {
       $("s-user").textContent = w.user;
+      showRead(Number(w.read) || 0, "");
       $("s-from").textContent = w.from ?? "none yet";
       const gap = $("s-gap");
       gap.textContent = w.gap ? "yes: messages after the position were removed by retention" : "no";
@@ -69,10 +74,7 @@ function start() {
       log("welcome", JSON.stringify(w));
     },
     onFrame: (f) => {
-      if (f.type === "read" && Number(f.seq) > readUpTo) {
-        readUpTo = Number(f.seq);
-        $("s-read").textContent = f.device ? `${readUpTo} (by ${f.device})` : String(readUpTo);
-      }
+      if (f.type === "read") showRead(Number(f.seq), f.device || "");
       log(f.type, JSON.stringify(f));
     },
     onError: (err) => log("error", String(err?.message || err)),
@@ -86,6 +88,7 @@ function stop() {
   client = null;
   $("disconnect").disabled = true;
   $("ack-all").disabled = true;
+  $("read-all").disabled = true;
 }
 
 function showState(s) {
@@ -124,7 +127,10 @@ function show(m) {
   const ack = el("button", "ack", "Ack");
   ack.type = "button";
   ack.addEventListener("click", () => ackUpTo(m.seq));
-  meta.append(ack);
+  const read = el("button", "read", "Mark read");
+  read.type = "button";
+  read.addEventListener("click", () => readUpTo(m.seq));
+  meta.append(ack, read);
   li.append(meta);
   fill(li, m);
   if (m.op && m.ref) {
@@ -136,10 +142,12 @@ function show(m) {
   items.set(m.seq, li);
   if (m.id) byID.set(m.id, li);
   if (m.seq <= acked) markAcked(li);
+  if (m.seq <= readPos) li.classList.add("read");
   $("messages").prepend(li);
   $("count").textContent = String(items.size);
   $("empty").hidden = true;
   $("ack-all").disabled = false;
+  $("read-all").disabled = false;
 }
 
 // fill writes the title, body and data of m into li.
@@ -175,6 +183,23 @@ function ackUpTo(seq) {
   for (const [s, li] of items) if (s <= acked) markAcked(li);
 }
 
+// readUpTo marks the user's messages read up to seq, on every device of
+// the user (SPEC §10).
+function readUpTo(seq) {
+  if (!client) return;
+  client.read(seq);
+  showRead(seq, "this console");
+}
+
+// showRead shows the read position seq, set by device ("": as of the
+// welcome); it never moves back.
+function showRead(seq, device) {
+  if (!(seq > readPos)) return;
+  readPos = seq;
+  $("s-read").textContent = device ? `${readPos} (by ${device})` : String(readPos);
+  for (const [s, li] of items) li.classList.toggle("read", s <= readPos);
+}
+
 function markAcked(li) {
   li.classList.add("acked");
   const b = li.querySelector("button.ack");
@@ -186,7 +211,7 @@ function clearMessages() {
   items.clear();
   byID.clear();
   acked = 0;
-  readUpTo = 0;
+  readPos = 0;
   $("messages").replaceChildren();
   $("count").textContent = "0";
   $("empty").hidden = false;

@@ -35,6 +35,8 @@ export interface Message {
   /** Names the id of an earlier message that this one updates or deletes (op). */
   ref?: string;
   op?: "update" | "delete" | string;
+  /** RFC 3339: when the message expires (its ttl); it is never delivered after that. */
+  expires?: string;
   [field: string]: unknown;
 }
 
@@ -50,7 +52,16 @@ export interface Welcome {
    * retention: refresh what you show from your backend.
    */
   gap: boolean;
+  /** The user's read position (0 or absent: none). */
+  read?: number;
   [field: string]: unknown;
+}
+
+/** The user's read position moved: {"type":"read","seq":N,"device":D}, D being the device that read. */
+export interface ReadFrame {
+  type: "read";
+  seq: number;
+  device?: string;
 }
 
 /** Any frame other than welcome, message and synced: error, read, and types a later edge adds. */
@@ -133,7 +144,7 @@ export interface Options {
   onMessage?: (msg: Message) => void | Promise<void>;
   onState?: (state: State) => void;
   onWelcome?: (welcome: Welcome) => void;
-  /** error frames, read frames and frame types this client does not know. */
+  /** error frames, read frames (ReadFrame) and frame types this client does not know. */
   onFrame?: (frame: Frame) => void;
   /** Errors thrown by callbacks or the token function; default console.error. */
   onError?: (err: unknown) => void;
@@ -151,6 +162,12 @@ export declare class Client {
   readonly leader: boolean;
   /** Marks seq and every earlier message processed: stored, and acked to the edge (debounced). */
   ack(seq: number): void;
+  /**
+   * Marks the user's messages read up to seq on every device of the user
+   * (one read position per user, never moving back): a read frame, or POST
+   * /v1/read over SSE; sent once connected. The other devices get a read frame.
+   */
+  read(seq: number): void;
   /** Closes the connection for good; another tab, if any, takes over. */
   close(): void;
 }

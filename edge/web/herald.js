@@ -18,6 +18,9 @@
 //   dropped by seq; a gap reported by the welcome frame is passed on.
 // - Acks are cumulative and debounced (ackDelay, default 100 ms, or
 //   ackBatch, default 64, processed messages, whichever comes first).
+// - read(seq) marks the user's messages read up to seq on every device of
+//   the user (SPEC §10): a read frame, or POST /v1/read over SSE. The other
+//   devices get a read frame (onFrame); the welcome carries the position.
 // - A token function is called again when the edge closes with 4001 and
 //   shortly before the token's exp.
 // - One connection per device per browser: the tab that holds a Web Lock
@@ -109,7 +112,9 @@ export class Client {
     this._ackSent = 0; // position the edge was last told
     this._ackCount = 0; // messages processed since then
     this._ackTimer = 0;
-    this._conn = null; // the current connection: { transport, open, ack(seq), close() }
+    this._read = 0; // highest read position asked for (read())
+    this._readSent = 0; // highest read position the current connection sent or was welcomed with
+    this._conn = null; // the current connection: { transport, open, ack(seq), read(seq), close() }
     this._queue = [];
     this._draining = false;
     this._state = { state: "connecting", leader: false };
@@ -149,6 +154,29 @@ export class Client {
     } else {
       this._post({ t: "ack", seq });
     }
+  }
+
+  /**
+   * Marks the user's messages read up to seq, for every device of the user:
+   * the edge keeps one read position per user (never moving back) and tells
+   * the other devices. Sent now, or once connected.
+   */
+  read(seq) {
+    seq = Number(seq);
+    if (!(seq > 0) || this._closed) return;
+    if (!this._leader) {
+      this._post({ t: "read", seq });
+      return;
+    }
+    if (seq > this._read) this._read = seq;
+    this._flushRead();
+  }
+
+  _flushRead() {
+    const conn = this._conn;
+    if (!this._leader || !conn?.open || !this._welcome || this._read <= this._readSent) return;
+    this._readSent = this._read;
+    conn.read(this._read);
   }
 
   /** Closes the connection for good and lets another tab take over. */
@@ -293,6 +321,7 @@ export class Client {
         open: false,
         since,
         ack: (seq) => ws.readyState === WebSocket.OPEN && ws.send(`{"type":"ack","seq":${seq}}`),
+        read: (seq) => ws.readyState === WebSocket.OPEN && ws.send(`{"type":"read","seq":${seq}}`),
         close: () => ws.close(CloseCode.normal),
       };
       this._conn = conn; // so that close() can end it while it connects
@@ -336,6 +365,7 @@ export class Client {
         open: false,
         since,
         ack: (seq) => this._postAck(this._token || token, seq), // a renewed token once there is one
+        read: (seq) => this._postRead(this._token || token, seq),
         close: () => {
           r.code = CloseCode.normal;
           end();
@@ -354,6 +384,7 @@ export class Client {
       };
       es.addEventListener("welcome", onFrame);
       es.addEventListener("synced", onFrame);
+      es.addEventListener("read", onFrame);
       es.onmessage = onFrame;
       es.addEventListener("error", (e) => {
         // The edge's error event (with data) names why it ends the
@@ -385,6 +416,20 @@ export class Client {
     }
   }
 
+  async _postRead(token, seq) {
+    try {
+      await fetch(new URL("v1/read", this._base), {
+        method: "POST",
+        headers: { Authorization: "Bearer " + token, "Content-Type": "application/json" },
+        body: JSON.stringify({ device: this.device, seq }),
+        keepalive: true,
+      });
+    } catch {
+      // Sent again on the next connection.
+      if (this._readSent === seq) this._readSent = 0;
+    }
+  }
+
   _opened(conn) {
     conn.open = true;
     // since acknowledges everything up to it; what was processed after the
@@ -399,9 +444,11 @@ export class Client {
     switch (f.type) {
       case "welcome":
         this._welcome = f;
+        this._readSent = Number(f.read) || 0;
         this._post({ t: "welcome", f });
         this._safe(this._on.welcome, f);
         this._setState({ state: "open", transport, user: f.user, from: f.from ?? null, gap: !!f.gap });
+        this._flushRead(); // a read() made while disconnected
         return;
       case "message":
         if (!(f.seq > this._seen)) {
@@ -421,7 +468,8 @@ export class Client {
         this._setState({ ...this._state, state: "synced", seq: f.seq });
         return;
       default:
-        // error, and frame types this client does not know (read state…)
+        // error, read, and frame types this client does not know
+        if (f.type === "read" && Number(f.seq) > this._readSent) this._readSent = Number(f.seq);
         this._post({ t: "frame", f });
         this._safe(this._on.frame, f);
     }
@@ -562,6 +610,7 @@ export class Client {
     if (this._closed || !m || typeof m !== "object") return;
     if (this._leader) {
       if (m.t === "ack") this._processed(Number(m.seq));
+      if (m.t === "read") this.read(m.seq);
       if (m.t === "hello") {
         if (this._welcome) this._post({ t: "welcome", f: this._welcome });
         this._post({ t: "state", s: this._state });
