@@ -202,11 +202,18 @@ func (e *Envelope) PriorityOrDefault() int {
 }
 
 // Encode returns the stored JSON form of the envelope: without seq, with
-// the priority set.
+// the priority set, and with invalid UTF-8 in the title and body replaced
+// by U+FFFD as DecodeEnvelope would. It is canonical: DecodeEnvelope and
+// Encode again give the same bytes, so that a message frame can be made
+// from them without decoding (the edge's fast path).
 func (e Envelope) Encode() ([]byte, error) {
 	e.Seq = 0
 	p := e.PriorityOrDefault()
 	e.Priority = &p
+	// encoding/json writes invalid UTF-8 as the escape \ufffd but a valid
+	// U+FFFD as itself: replacing it first keeps one form.
+	e.Title = strings.ToValidUTF8(e.Title, "\uFFFD")
+	e.Body = strings.ToValidUTF8(e.Body, "\uFFFD")
 	b, err := json.Marshal(e)
 	if err != nil {
 		return nil, fmt.Errorf("herald: encode envelope: %w", err)

@@ -547,7 +547,7 @@ func (f *consumerFeed) Poll(ctx context.Context) (Delivery, bool, error) {
 		f.inflight[seq] = m
 	}
 	f.mu.Unlock()
-	d := Delivery{Seq: seq, Payload: m.Data(), Time: md.Timestamp, Redelivered: md.NumDelivered > 1}
+	d := Delivery{Seq: seq, Payload: m.Data(), Time: md.Timestamp, Redelivered: md.NumDelivered > 1, encoded: streams.Encoded(m.Headers())}
 	if skipped && seq > f.lastStream+1 {
 		missing, err := f.readMissing(ctx, seq)
 		if err != nil {

@@ -54,7 +54,8 @@ type Delivery struct {
 	Time        time.Time
 	Redelivered bool
 
-	frame *sharedFrame // the encoded frame, shared by the deliveries of one live message; nil: encode it
+	frame   *sharedFrame // the encoded frame, shared by the deliveries of one live message; nil: encode it
+	encoded bool         // Payload is Envelope.Encode's output (streams.Encoded): the frame is spliced from it
 }
 
 // Feed is one device's stream of messages, drained without a goroutine

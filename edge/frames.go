@@ -3,6 +3,7 @@ package edge
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"sync"
 
 	"github.com/herald-push/herald"
@@ -78,8 +79,42 @@ func encodeMessage(del Delivery) []byte {
 }
 
 func encodeMessageNow(del Delivery) []byte {
+	if del.encoded {
+		if f, ok := spliceMessage(del.Payload, del.Seq); ok {
+			return f
+		}
+	}
+	return decodeMessage(del)
+}
+
+// decodeMessage encodes the frame of any payload, by decoding it
+// (streams.Decode) and encoding the envelope.
+func decodeMessage(del Delivery) []byte {
 	return mustJSON(herald.MessageFrame{Envelope: streams.Decode(del.Payload, del.Seq, del.Time)})
 }
+
+// spliceMessage makes the frame of a payload that Envelope.Encode wrote
+// without decoding it: "type" goes before its fields and "seq" after them,
+// where encoding the decoded envelope puts them. Encode's output is
+// canonical (herald.Envelope.Encode), so the frame is the one
+// decodeMessage makes, byte for byte (TestSpliceMatchesDecode,
+// FuzzSpliceMessage). false when payload is not a JSON object with fields,
+// or seq is 0 (which the envelope omits; no stored message has it).
+func spliceMessage(payload []byte, seq uint64) ([]byte, bool) {
+	n := len(payload)
+	if seq == 0 || n < 3 || payload[0] != '{' || payload[n-1] != '}' {
+		return nil, false
+	}
+	b := make([]byte, 0, len(messagePrefix)+n+len(`,"seq":}`)+20)
+	b = append(b, messagePrefix...)
+	b = append(b, payload[1:n-1]...)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	return append(b, '}'), true
+}
+
+// messagePrefix opens a message frame, before the envelope's fields.
+const messagePrefix = `{"type":"` + herald.TypeMessage + `",`
 
 // sharedFrame is the message frame of one live message, encoded once for
 // every device of the user that it is delivered to on this edge.

@@ -32,3 +32,110 @@ func TestMessageFrameShape(t *testing.T) {
 		t.Errorf("read frame = %s", r)
 	}
 }
+
+// spliceCase encodes an envelope as ingest stores it; ok is false when
+// ingest would refuse it.
+func spliceCase(env streams.Envelope) ([]byte, bool) {
+	if env.Time.IsZero() || env.Validate() != nil {
+		return nil, false
+	}
+	payload, err := env.Encode()
+	return payload, err == nil
+}
+
+// checkSplice fails when the spliced frame of payload differs from the
+// decoded one.
+func checkSplice(t *testing.T, payload []byte, seq uint64, at time.Time) {
+	t.Helper()
+	d := Delivery{Seq: seq, Payload: payload, Time: at, encoded: true}
+	fast, ok := spliceMessage(payload, seq)
+	if seq == 0 {
+		if ok {
+			t.Fatalf("spliceMessage took seq 0")
+		}
+		return
+	}
+	if !ok {
+		t.Fatalf("spliceMessage refused %s", payload)
+	}
+	if slow := decodeMessage(d); string(fast) != string(slow) {
+		t.Fatalf("payload %s\nspliced %s\ndecoded %s", payload, fast, slow)
+	}
+	if got := encodeMessage(d); string(got) != string(fast) {
+		t.Fatalf("encodeMessage took the slow path: %s", got)
+	}
+}
+
+func TestSpliceMatchesDecode(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 23, 10, 0, 0, 123e6, time.UTC)
+	exp := at.Add(time.Hour)
+	p0, p10 := 0, 10
+	for _, env := range []streams.Envelope{
+		{ID: "01J", User: "alice", Time: at, Body: "hi"},
+		{ID: "01J", User: "alice", Time: at, Title: "Build failed", Body: "main is red", Priority: &p10, Tags: []string{"ci", "é"}, Data: json.RawMessage(`{ "a" : [1, 2.50, "<&>"], "b": {"c": null} }`)},
+		{ID: "x", User: "bob", Time: at.In(time.FixedZone("CET", 3600)), Body: "a\xffb <script> \u2028 \ufffd", Priority: &p0, Expires: &exp},
+		{ID: "y", User: "bob", Time: at, Title: "\x00\t\"\\", Ref: "01J", Op: "delete"},
+		{ID: "z", User: "carol", Time: at, Body: "b", Data: json.RawMessage(`null`)},
+	} {
+		payload, ok := spliceCase(env)
+		if !ok {
+			t.Fatalf("case refused: %+v", env)
+		}
+		checkSplice(t, payload, 4211, at.Add(time.Second))
+	}
+}
+
+func TestSpliceFallsBack(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	for _, p := range []string{"", "{}", "plain text", `["a"]`} {
+		d := Delivery{Seq: 7, Payload: []byte(p), Time: at, encoded: true}
+		if got, want := string(encodeMessage(d)), string(decodeMessage(d)); got != want {
+			t.Errorf("payload %q: got %s, want %s", p, got, want)
+		}
+	}
+	// Without the mark a stored envelope is decoded, never spliced.
+	payload, _ := spliceCase(streams.Envelope{ID: "a", User: "u", Time: at, Body: "b"})
+	if got, want := string(encodeMessage(Delivery{Seq: 7, Payload: payload, Time: at})), string(decodeMessage(Delivery{Seq: 7, Payload: payload, Time: at})); got != want {
+		t.Errorf("unmarked payload: got %s, want %s", got, want)
+	}
+}
+
+func FuzzSpliceMessage(f *testing.F) {
+	f.Add("Build failed", "main is red", "ci", `{"a":1}`, 5, int64(123e6), uint64(4211))
+	f.Add("", "a\xffb<>&\u2028", "é", `{ "b" : [ 1 , "\u00e9" ] }`, 0, int64(0), uint64(1))
+	f.Add("t", "", "", "null", 10, int64(999999999), uint64(1<<63))
+	f.Fuzz(func(t *testing.T, title, body, tag, data string, prio int, nanos int64, seq uint64) {
+		at := time.Unix(1_700_000_000, nanos%1e9).UTC()
+		env := streams.Envelope{ID: "01J", User: "alice", Time: at, Title: title, Body: body, Priority: &prio}
+		if tag != "" {
+			env.Tags = []string{tag}
+		}
+		if data != "" {
+			env.Data = json.RawMessage(data)
+		}
+		payload, ok := spliceCase(env)
+		if !ok {
+			t.Skip()
+		}
+		checkSplice(t, payload, seq, at)
+	})
+}
+
+func BenchmarkMessageFrame(b *testing.B) {
+	at := time.Date(2026, 11, 23, 10, 0, 0, 123e6, time.UTC)
+	payload, _ := spliceCase(streams.Envelope{ID: "01JABCDEFGHJKMNPQRSTVWXYZ0", User: "alice", Time: at, Body: string(make([]byte, 128))})
+	for _, bc := range []struct {
+		name    string
+		encoded bool
+	}{{"splice", true}, {"decode", false}} {
+		b.Run(bc.name, func(b *testing.B) {
+			d := Delivery{Seq: 4211, Payload: payload, Time: at, encoded: bc.encoded}
+			b.ReportAllocs()
+			for b.Loop() {
+				encodeMessageNow(d)
+			}
+		})
+	}
+}

@@ -366,7 +366,7 @@ func (f *liveFeed) missed(ctx context.Context) error {
 }
 
 func rawDelivery(m *jetstream.RawStreamMsg) Delivery {
-	return Delivery{Seq: m.Sequence, Payload: m.Data, Time: m.Time}
+	return Delivery{Seq: m.Sequence, Payload: m.Data, Time: m.Time, encoded: streams.Encoded(m.Header)}
 }
 
 // read returns the first message of the subject at or after seq (a direct

@@ -48,10 +48,11 @@ type liveMsg struct {
 	time    time.Time
 	payload []byte
 	frame   *sharedFrame // encoded once, by the first device's pump
+	encoded bool         // payload is Envelope.Encode's output
 }
 
 func (m liveMsg) delivery() Delivery {
-	return Delivery{Seq: m.seq, Payload: m.payload, Time: m.time, frame: m.frame}
+	return Delivery{Seq: m.seq, Payload: m.payload, Time: m.time, frame: m.frame, encoded: m.encoded}
 }
 
 func (e *LiveEngine) shardOf(live string) *userShard {
@@ -175,7 +176,7 @@ func (e *LiveEngine) parseLive(m *nats.Msg) (liveMsg, bool) {
 		last = seq - 1
 	}
 	ts, _ := time.Parse(time.RFC3339Nano, streams.LastHeader(m.Header, jetstream.TimeStampHeaer))
-	return liveMsg{seq: seq, last: last, time: ts, payload: m.Data}, true
+	return liveMsg{seq: seq, last: last, time: ts, payload: m.Data, encoded: streams.Encoded(m.Header)}, true
 }
 
 // connectedUsers snapshots the subscribed users of this edge.

@@ -3,6 +3,8 @@ package streams
 import (
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/herald-push/herald"
 )
 
@@ -41,4 +43,20 @@ func MsgID(user, id string) string {
 // dropped, it becomes a message whose body is the payload as text.
 func Decode(payload []byte, seq uint64, stored time.Time) Envelope {
 	return herald.DecodeEnvelope(payload, seq, stored)
+}
+
+// HeaderEnvelope marks a stored payload as Envelope.Encode's output
+// (EnvelopeEncoded), which the edge turns into a message frame by adding
+// "type" and "seq" without decoding it. Every Herald writer sets it
+// (Subjects.NewMsg); a payload without it, such as one published straight
+// to NATS, is decoded and re-encoded (Decode).
+const HeaderEnvelope = "Herald-Envelope"
+
+// EnvelopeEncoded is HeaderEnvelope's value: the version of the stored
+// form.
+const EnvelopeEncoded = "1"
+
+// Encoded reports whether h marks its payload as Envelope.Encode's output.
+func Encoded(h nats.Header) bool {
+	return h != nil && LastHeader(h, HeaderEnvelope) == EnvelopeEncoded
 }

@@ -45,9 +45,9 @@ func TTLSeconds(ttl time.Duration) string {
 	return strconv.FormatInt(int64((ttl+time.Second-1)/time.Second), 10)
 }
 
-// NewMsg returns the write of a stored envelope (payload) with id for
-// user: on the user's subject, with Nats-Msg-Id = MsgID(user, id) and, with
-// a ttl, Nats-TTL. With lc.DeliverAt set it is a schedule instead, on
+// NewMsg returns the write of a stored envelope (payload: Envelope.Encode's
+// output for a valid envelope with its time set) with id for user: on the user's subject, with
+// Nats-Msg-Id = MsgID(user, id), HeaderEnvelope and, with a ttl, Nats-TTL. With lc.DeliverAt set it is a schedule instead, on
 // Schedule(user, id): JetStream stores a copy of it on the user's subject
 // at that time (with the ttl, and without the Nats-Msg-Id and schedule
 // headers) and then removes the schedule. The schedule carries the
@@ -58,6 +58,7 @@ func (s Subjects) NewMsg(user, id string, payload []byte, lc Lifecycle) *nats.Ms
 	m := nats.NewMsg(s.User(user))
 	m.Data = payload
 	m.Header.Set(jetstream.MsgIDHeader, MsgID(user, id))
+	m.Header.Set(HeaderEnvelope, EnvelopeEncoded)
 	if lc.DeliverAt.IsZero() {
 		if lc.TTL > 0 {
 			m.Header.Set(HeaderTTL, TTLSeconds(lc.TTL))
