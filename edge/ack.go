@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
+	"time"
 
 	"github.com/herald-push/herald"
 	"github.com/herald-push/herald/streams"
@@ -123,7 +125,7 @@ func (s *Server) ack(w http.ResponseWriter, r *http.Request) error {
 	}
 	dev := Device{User: g.User, Device: req.Device}
 	s.metrics.acks.Inc()
-	s.shareAck(dev, req.Seq)
+	s.sendAck(dev, req.Seq)
 
 	applied := false
 	for _, ss := range s.sessionsOf(dev) {
@@ -180,8 +182,81 @@ func (s *Server) sessionsOfUser(user string) []*session {
 	return out
 }
 
-// shareAck tells the device's streams on other edges of an ack received
-// here (SPEC §9).
-func (s *Server) shareAck(d Device, seq uint64) {
+// sendAck tells the device's streams on other edges of an ack received
+// here (SPEC §9), at once.
+func (s *Server) sendAck(d Device, seq uint64) {
 	s.ctl.send(d.User, ctlMsg{Type: ctlAck, Device: d.Device, Seq: seq})
+}
+
+// shareAck tells the device's streams on other edges of an ack frame
+// received here. Each shared ack is a NATS message that every edge with a
+// stream of the user receives, this one included, for a second stream of
+// the device that exists only while it moves between edges; so under load
+// they are coalesced: an ack when none was shared for shareAckEvery goes
+// out at once, and the acks that follow within it go out at its end, the
+// highest of each device only. A late shared ack only delays the freeing
+// of the other stream's window; its resends wait for the ack wait.
+func (s *Server) shareAck(d Device, seq uint64) {
+	if s.ctl == nil {
+		return
+	}
+	a := &s.shared
+	a.mu.Lock()
+	if a.running {
+		if a.pending == nil {
+			a.pending = map[Device]uint64{}
+		}
+		if seq > a.pending[d] {
+			a.pending[d] = seq
+		}
+		a.mu.Unlock()
+		return
+	}
+	a.running = true
+	// Counted with the sessions, one of which is running this (so the
+	// count is not 0): Shutdown waits for the last batch too.
+	s.wg.Add(1)
+	a.mu.Unlock()
+	s.sendAck(d, seq)
+	go s.shareAcks()
+}
+
+// shareAckEvery is the period over which shared acks are coalesced.
+const shareAckEvery = 100 * time.Millisecond
+
+// sharedAcks holds the acks that shareAck has yet to send.
+type sharedAcks struct {
+	mu      sync.Mutex
+	running bool              // shareAcks is running
+	pending map[Device]uint64 // the highest ack of each device; under mu
+	spare   map[Device]uint64 // the previous batch's map, emptied, for the next; under mu
+}
+
+// shareAcks sends the acks that came during each period, until a period
+// brought none.
+func (s *Server) shareAcks() {
+	defer s.wg.Done()
+	a := &s.shared
+	t := time.NewTimer(shareAckEvery)
+	defer t.Stop()
+	for {
+		<-t.C
+		a.mu.Lock()
+		batch := a.pending
+		if len(batch) == 0 {
+			a.running = false
+			a.mu.Unlock()
+			return
+		}
+		a.pending, a.spare = a.spare, nil // nil: made by the next shareAck
+		a.mu.Unlock()
+		for d, seq := range batch {
+			s.sendAck(d, seq)
+		}
+		clear(batch)
+		a.mu.Lock()
+		a.spare = batch
+		a.mu.Unlock()
+		t.Reset(shareAckEvery)
+	}
 }

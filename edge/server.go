@@ -76,7 +76,8 @@ type Server struct {
 
 	closingMu sync.Mutex // guards closing; held only to flip or read it
 	closing   bool
-	wg        sync.WaitGroup // one per running session handler
+	wg        sync.WaitGroup // one per running session handler, and shareAcks while it runs
+	shared    sharedAcks
 
 	shards [64]shard
 }

@@ -250,3 +250,40 @@ func TestReadSyncAcrossEdges(t *testing.T) {
 		}
 	})
 }
+
+// TestAckFramesAcrossEdges: with a device streaming from two edges at once
+// (as while it moves between them), its ack frames on one free the window
+// of its stream on the other, the last of a quick run of acks included
+// (the edge coalesces shared acks and sends the last at the end of the
+// period).
+func TestAckFramesAcrossEdges(t *testing.T) {
+	t.Parallel()
+	// Live only: two streams of one device on the consumer engine pull
+	// from the same durable consumer and split its messages.
+	c := newCluster(t, "live", func(cfg *config.Config) {
+		withProducerKey(cfg)
+		cfg.Edge.MaxInflight = 1
+		cfg.Edge.AckWait = time.Minute // no resend during the test
+	})
+	e1, e2 := newNode(t, c), newNode(t, c)
+	here := dialSynced(t, e1.url, "alice", "laptop", "")
+	there := dialSynced(t, e2.url, "alice", "laptop", "")
+	m1 := c.publish(t, "alice", "one")
+	m2 := c.publish(t, "alice", "two")
+	m3 := c.publish(t, "alice", "three")
+	for _, cl := range []*wsClient{here, there} {
+		if f := cl.messages(t, 1)[0]; f.Seq != m1 {
+			t.Fatalf("got %+v, want %d", f, m1)
+		}
+	}
+	here.ack(t, m1)
+	if f := here.messages(t, 1)[0]; f.Seq != m2 {
+		t.Fatalf("got %+v, want %d", f, m2)
+	}
+	here.ack(t, m2)
+	for _, want := range []uint64{m2, m3} {
+		if f := there.messages(t, 1)[0]; f.Seq != want {
+			t.Fatalf("the other edge's stream got %+v, want %d once the acks reached it", f, want)
+		}
+	}
+}
