@@ -116,6 +116,29 @@ var dialer = websocket.Dialer{
 	HandshakeTimeout: 15 * time.Second,
 	ReadBufferSize:   2048,
 	WriteBufferSize:  256,
+	NetDialContext:   spreadLoopback,
+}
+
+// loopbackSources is how many loopback addresses spreadLoopback dials
+// from: one source address has about 28 000 ephemeral ports towards one
+// server address (Linux's default range), short of 100 000 devices.
+const loopbackSources = 8
+
+var loopbackNext atomic.Uint32
+
+// spreadLoopback dials addr; when addr is an IPv4 loopback address it
+// binds each connection to the next of 127.0.0.1 … 127.0.0.<loopbackSources>
+// in turn, so that a run on one machine is not bounded by the ports of one
+// source address.
+func spreadLoopback(ctx context.Context, network, addr string) (net.Conn, error) {
+	var nd net.Dialer
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		if ip := net.ParseIP(host).To4(); ip != nil && ip.IsLoopback() {
+			n := loopbackNext.Add(1) % loopbackSources
+			nd.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+n))}
+		}
+	}
+	return nd.DialContext(ctx, network, addr)
 }
 
 // wsURL is the device endpoint of base for device id, from since when ≥ 0.
