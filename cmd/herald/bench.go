@@ -22,6 +22,7 @@ import (
 
 	"github.com/herald-push/herald/cmd/herald/internal/bench"
 	"github.com/herald-push/herald/config"
+	"github.com/herald-push/herald/streams"
 )
 
 // benchFlags are the flags of herald bench and its scenarios. A zero
@@ -310,7 +311,7 @@ func (a *app) inProcessTarget(cfg config.Config, viaNATS bool, log *slog.Logger)
 		return t, nil, fmt.Errorf("cmd: jetstream: %w", err)
 	}
 	actx, cancel := context.WithTimeout(context.Background(), cfg.NATS.Timeout)
-	_, _, err = applyStreams(actx, js, &cfg)
+	_, _, err = streams.ApplyAll(actx, js, cfg.Stream, cfg.Edge.DeviceTTL)
 	cancel()
 	if err != nil {
 		return t, nil, fmt.Errorf("cmd: bench: %w", err)

@@ -279,13 +279,9 @@ func (n *node) boundedReady(ctx context.Context) (natsStatus string, err error) 
 }
 
 func (n *node) checkReady(ctx context.Context) error {
-	if !n.nc.IsConnected() {
-		return errors.New("NATS is not connected")
-	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.NATS.Timeout)
 	defer cancel()
-	_, err := streams.Lookup(ctx, n.js, n.cfg.Stream.Name)
-	return err
+	return streams.Ready(ctx, n.js, n.cfg.Stream.Name)
 }
 
 // noteReady logs each change of readiness once, with the hint to apply the

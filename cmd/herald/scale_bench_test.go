@@ -91,10 +91,7 @@ func benchScale(b *testing.B, engine string, devices int) {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	_, err = streams.Apply(ctx, js, cfg.Stream)
-	if err == nil {
-		_, err = streams.ApplyDevices(ctx, js, streams.DevicesBucket(cfg.Stream, cfg.Edge.DeviceTTL))
-	}
+	_, _, err = streams.ApplyAll(ctx, js, cfg.Stream, cfg.Edge.DeviceTTL)
 	cancel()
 	if err != nil {
 		b.Fatal(err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/edge/token"
+	"github.com/herald-push/herald/streams"
 )
 
 // bannerTokenTTL is the lifetime of the token in serve's listen line.
@@ -149,7 +150,7 @@ func (a *app) serve(ctx context.Context, cfg config.Config) error {
 		return fmt.Errorf("cmd: jetstream: %w", err)
 	}
 	actx, cancel := context.WithTimeout(ctx, cfg.NATS.Timeout)
-	_, _, err = applyStreams(actx, js, &cfg)
+	_, _, err = streams.ApplyAll(actx, js, cfg.Stream, cfg.Edge.DeviceTTL)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("cmd: serve: %w", err)
