@@ -18,6 +18,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/herald-push/herald"
+	"github.com/herald-push/herald/cmd/herald/internal/creds"
+	"github.com/herald-push/herald/cmd/herald/internal/node"
 	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/streams"
 )
@@ -162,7 +164,7 @@ func (a *app) publishHTTP(ctx context.Context, cfg *config.Config, f *publishFla
 	}
 	key := f.key
 	if key == "" {
-		if key, err = producerKey(cfg); err != nil {
+		if key, err = creds.ProducerKey(cfg); err != nil {
 			return err
 		}
 	}
@@ -273,13 +275,13 @@ func (a *app) publishNATS(ctx context.Context, cfg *config.Config, f *publishFla
 	log := newLogger(cfg.Log, a.stderr)
 	// With no NATS credentials configured, the producer user serve
 	// generated in the data dir, if any; it may read only its own inbox.
-	natsAuthFromDataDir(cfg, true)
-	conn, err := connectNATS(cfg, "herald-cli", log, nil, nats.CustomInboxPrefix(streams.ProducerInbox))
+	creds.NATSAuthFromDataDir(cfg, true)
+	conn, err := node.Connect(cfg, "herald-cli", log, nil, nats.CustomInboxPrefix(streams.ProducerInbox))
 	if err != nil {
 		return err
 	}
-	defer conn.drain(cfg.NATS.Timeout)
-	js, err := jetstream.New(conn.nc)
+	defer conn.Drain(cfg.NATS.Timeout)
+	js, err := jetstream.New(conn.NC)
 	if err != nil {
 		return fmt.Errorf("cmd: jetstream: %w", err)
 	}

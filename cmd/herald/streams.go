@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/herald-push/herald/cmd/herald/internal/node"
 	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/streams"
 )
@@ -67,16 +68,16 @@ func newStreamsCmd(a *app) *cobra.Command {
 func withJetStream(ctx context.Context, cfg *config.Config, wait time.Duration, log *slog.Logger, op func(context.Context, jetstream.JetStream) error) error {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	conn, err := connectNATS(cfg, "herald-cli", log, nil, nats.RetryOnFailedConnect(true))
+	conn, err := node.Connect(cfg, "herald-cli", log, nil, nats.RetryOnFailedConnect(true))
 	if err != nil {
 		return err
 	}
-	defer conn.nc.Close()
-	js, err := jetstream.New(conn.nc)
+	defer conn.NC.Close()
+	js, err := jetstream.New(conn.NC)
 	if err != nil {
 		return fmt.Errorf("cmd: jetstream: %w", err)
 	}
-	err = streams.Retry(ctx, js, streams.RetryOptions{Timeout: cfg.NATS.Timeout, NotConnected: conn.lastError, Logger: log},
+	err = streams.Retry(ctx, js, streams.RetryOptions{Timeout: cfg.NATS.Timeout, NotConnected: conn.LastError, Logger: log},
 		func(ctx context.Context) error { return op(ctx, js) })
 	if err != nil && ctx.Err() != nil {
 		return fmt.Errorf("cmd: after --wait %v: %w", wait, err)
