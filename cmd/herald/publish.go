@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -252,18 +250,11 @@ func (a *app) publishNATS(ctx context.Context, cfg *config.Config, f *publishFla
 	if lc.TTL > 0 && lc.TTL < time.Second {
 		return fmt.Errorf("cmd: publish: --ttl %v is under the minimum of 1s", lc.TTL)
 	}
+	lc.DeliverAt = lc.DeliverAt.Truncate(time.Millisecond)
 	e.Time = now
-	if !lc.DeliverAt.IsZero() {
-		e.Time = lc.DeliverAt.Truncate(time.Millisecond)
-	}
-	if lc.TTL > 0 {
-		exp := e.Time.Add((lc.TTL + time.Second - 1) / time.Second * time.Second)
-		e.Expires = &exp
-	}
+	lc.Stamp(&e)
 	if e.ID == "" {
-		if e.ID, err = newID(now); err != nil {
-			return err
-		}
+		e.ID = streams.NewIDGen().Next(now)
 	}
 	payload, err := e.Encode()
 	if err != nil {
@@ -302,23 +293,4 @@ func (a *app) publishNATS(ctx context.Context, cfg *config.Config, f *publishFla
 	}
 	_, err = fmt.Fprintln(a.stdout, string(out))
 	return err
-}
-
-// newID returns a ULID-shaped id: 48 bits of Unix milliseconds and 80
-// random bits in Crockford base32, so ids sort by time.
-func newID(t time.Time) (string, error) {
-	const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixMilli())<<16)
-	if _, err := rand.Read(b[6:]); err != nil {
-		return "", fmt.Errorf("cmd: id: %w", err)
-	}
-	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
-	out := make([]byte, 26)
-	for i := 25; i >= 0; i-- {
-		out[i] = crockford[lo&31]
-		lo = lo>>5 | hi<<59
-		hi >>= 5
-	}
-	return string(out), nil
 }
