@@ -71,7 +71,7 @@ func TestFailureEdgeKilled(t *testing.T) {
 // next cumulative ack (a device received seq 51, then 55, never 54); the
 // feed now refills them from the store when the consumer's delivery
 // sequence skips. But after the quorum loss step its consumers can stop
-// delivering for longer than this test waits, so the README's operations
+// delivering for longer than this test waits, so docs/operations.md
 // section says to run clusters with the live engine;
 // -consumer-cluster-failures runs it.
 func TestFailureNATSServers(t *testing.T) {

@@ -39,7 +39,10 @@ import (
 // durable consumer (≈ 30 KiB of server heap, ≈ 10 ms of server shutdown
 // each), and its acks saturate the server long before 10k devices.
 //
-//	go test -run xxx -bench Scale -benchtime 1x -timeout 20m ./cmd/herald/
+// Each run is bounded at 15 minutes and each shutdown at 5, so give go test
+// a timeout above their sum:
+//
+//	go test -run xxx -bench Scale -benchtime 1x -timeout 25m ./cmd/herald/
 //	HERALD_SCALE_DEVICES=10000 HERALD_SCALE_CONSUMER_DEVICES=2000 (defaults)
 //	HERALD_SCALE_PROFILES=dir: heap profiles of edge and NATS, devices connected
 func BenchmarkScale(b *testing.B) {

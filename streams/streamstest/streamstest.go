@@ -98,7 +98,7 @@ func Connect(t testing.TB, url string) *nats.Conn {
 	return nc
 }
 
-// StreamConfig is the default stream configuration with test-friendly limits.
+// StreamConfig is the default stream configuration (streams.DefaultConfig).
 func StreamConfig() streams.Config {
 	return streams.DefaultConfig()
 }
