@@ -12,14 +12,19 @@ import (
 	"github.com/herald-push/herald/streams/streamstest"
 )
 
-func TestApplyAllAndHealth(t *testing.T) {
-	t.Parallel()
-	srv := streamstest.RunServer(t)
-	nc := streamstest.Connect(t, srv.ClientURL())
-	js, err := jetstream.New(nc)
+// runJetStream starts a JetStream server for t and returns a client of it.
+func runJetStream(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	js, err := jetstream.New(streamstest.Connect(t, streamstest.RunServer(t).ClientURL()))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return js
+}
+
+func TestApplyAllAndHealth(t *testing.T) {
+	t.Parallel()
+	js := runJetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c := streamstest.StreamConfig()
@@ -62,18 +67,13 @@ func TestApplyAllAndHealth(t *testing.T) {
 
 func TestRetry(t *testing.T) {
 	t.Parallel()
-	srv := streamstest.RunServer(t)
-	nc := streamstest.Connect(t, srv.ClientURL())
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := runJetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	errBusy := errors.New("busy")
 
 	calls := 0
-	err = streams.Retry(ctx, js, streams.RetryOptions{Timeout: time.Second}, func(context.Context) error {
+	err := streams.Retry(ctx, js, streams.RetryOptions{Timeout: time.Second}, func(context.Context) error {
 		if calls++; calls < 3 {
 			return errBusy
 		}
