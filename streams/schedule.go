@@ -39,6 +39,20 @@ type Lifecycle struct {
 	DeliverAt time.Time
 }
 
+// Stamp sets e's Time to lc.DeliverAt when the message is scheduled (it is
+// stored then), and its Expires to that time plus lc.TTL rounded up to
+// whole seconds, when the stream removes it: what ingest and herald publish
+// --nats write.
+func (lc Lifecycle) Stamp(e *Envelope) {
+	if !lc.DeliverAt.IsZero() {
+		e.Time = lc.DeliverAt
+	}
+	if lc.TTL > 0 {
+		exp := e.Time.Add((lc.TTL + time.Second - 1) / time.Second * time.Second)
+		e.Expires = &exp
+	}
+}
+
 // TTLSeconds is the Nats-TTL value of ttl: whole seconds, rounded up, so
 // that a message never goes before the ttl its producer asked for.
 func TTLSeconds(ttl time.Duration) string {

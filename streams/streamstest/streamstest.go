@@ -114,11 +114,8 @@ func Apply(t testing.TB, nc *nats.Conn, c streams.Config) jetstream.Stream {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := streams.Apply(ctx, js, c)
+	s, _, err := streams.ApplyAll(ctx, js, c, 30*24*time.Hour)
 	if err != nil {
-		t.Fatalf("streamstest: %v", err)
-	}
-	if _, err := streams.ApplyDevices(ctx, js, streams.DevicesBucket(c, 30*24*time.Hour)); err != nil {
 		t.Fatalf("streamstest: %v", err)
 	}
 	return s
