@@ -66,7 +66,7 @@ type Handler struct {
 	js           jetstream.JetStream
 	nc           *nats.Conn
 	reader       streams.DirectGet
-	ids          *idGen
+	ids          *streams.IDGen
 	metrics      *metrics
 	log          *slog.Logger
 }
@@ -122,7 +122,7 @@ func New(opts Options, js jetstream.JetStream) (*Handler, error) {
 		js:           js,
 		nc:           js.Conn(),
 		reader:       streams.NewDirectGet(js, opts.Stream.Name),
-		ids:          newIDGen(),
+		ids:          streams.NewIDGen(),
 		metrics:      m,
 		log:          log.With("component", "ingest"),
 	}

@@ -411,20 +411,14 @@ func (h *Handler) write(user string, in input, key string, d defaults, t time.Ti
 		return streams.Envelope{}, nil, err
 	}
 	if id == "" {
-		id = h.ids.next(t)
+		id = h.ids.Next(t)
 	}
 	env := streams.Envelope{
 		ID: id, User: user, Time: t,
 		Title: in.Title, Body: in.Body, Priority: in.Priority, Tags: in.Tags, Data: in.Data,
 		Ref: in.Ref, Op: in.Op,
 	}
-	if !lc.DeliverAt.IsZero() {
-		env.Time = lc.DeliverAt
-	}
-	if lc.TTL > 0 {
-		exp := env.Time.Add((lc.TTL + time.Second - 1) / time.Second * time.Second)
-		env.Expires = &exp
-	}
+	lc.Stamp(&env)
 	if err := env.Validate(); err != nil {
 		return streams.Envelope{}, nil, herald.WrapError(herald.InvalidMessage, err, err.Error())
 	}

@@ -16,6 +16,10 @@ import (
 // per user, the consumer engine keeps an entry per device there too.
 const DevicesBucketName = "HERALD_DEVICES"
 
+// DevicesStreamName is the JetStream stream that backs the devices bucket,
+// named by the KV convention "KV_<bucket>".
+const DevicesStreamName = "KV_" + DevicesBucketName
+
 // DevicesBucket returns the configuration of the device-position bucket: one
 // value per device (history 1), deleted when it has not been written for
 // ttl (the device TTL), file storage, as many replicas as the stream. The

@@ -2,7 +2,9 @@ package streams_test
 
 import (
 	"fmt"
+	"time"
 
+	"github.com/herald-push/herald"
 	"github.com/herald-push/herald/streams"
 )
 
@@ -39,4 +41,25 @@ func ExampleValidateDevice() {
 func ExampleLogUser() {
 	fmt.Println(streams.LogUser("alice"))
 	// Output: u:2bd806c97f0e
+}
+
+// ExampleSubjects_NewMsg is the write of a producer that publishes straight
+// to NATS (docs/producer-api.md): js.PublishMsg(ctx, msg) stores it.
+func ExampleSubjects_NewMsg() {
+	env := herald.Envelope{ID: "deploy-42", User: "alice", Time: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC), Title: "Deployed", Body: "v1.4.2"}
+	if err := env.Validate(); err != nil {
+		panic(err)
+	}
+	payload, err := env.Encode()
+	if err != nil {
+		panic(err)
+	}
+	msg := streams.Subjects{}.NewMsg("alice", env.ID, payload, streams.Lifecycle{})
+	fmt.Println(msg.Subject)
+	fmt.Println(msg.Header.Get("Nats-Msg-Id"))
+	fmt.Println(string(msg.Data))
+	// Output:
+	// herald.user.alice
+	// alice:deploy-42
+	// {"id":"deploy-42","user":"alice","time":"2026-11-23T10:00:00Z","title":"Deployed","body":"v1.4.2","priority":5}
 }

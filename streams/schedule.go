@@ -39,6 +39,20 @@ type Lifecycle struct {
 	DeliverAt time.Time
 }
 
+// Stamp sets e's Time to lc.DeliverAt when the message is scheduled (it is
+// stored then), and its Expires to that time plus lc.TTL rounded up to
+// whole seconds, when the stream removes it: what ingest and herald publish
+// --nats write.
+func (lc Lifecycle) Stamp(e *Envelope) {
+	if !lc.DeliverAt.IsZero() {
+		e.Time = lc.DeliverAt
+	}
+	if lc.TTL > 0 {
+		exp := e.Time.Add((lc.TTL + time.Second - 1) / time.Second * time.Second)
+		e.Expires = &exp
+	}
+}
+
 // TTLSeconds is the Nats-TTL value of ttl: whole seconds, rounded up, so
 // that a message never goes before the ttl its producer asked for.
 func TTLSeconds(ttl time.Duration) string {
@@ -46,8 +60,9 @@ func TTLSeconds(ttl time.Duration) string {
 }
 
 // NewMsg returns the write of a stored envelope (payload: Envelope.Encode's
-// output for a valid envelope with its time set) with id for user: on the user's subject, with
-// Nats-Msg-Id = MsgID(user, id), HeaderEnvelope and, with a ttl, Nats-TTL. With lc.DeliverAt set it is a schedule instead, on
+// output for a valid envelope with its time set) with id for user: on the
+// user's subject, with Nats-Msg-Id = MsgID(user, id), HeaderEnvelope and,
+// with a ttl, Nats-TTL. With lc.DeliverAt set it is a schedule instead, on
 // Schedule(user, id): JetStream stores a copy of it on the user's subject
 // at that time (with the ttl, and without the Nats-Msg-Id and schedule
 // headers) and then removes the schedule. The schedule carries the

@@ -71,7 +71,7 @@ func TestFailureEdgeKilled(t *testing.T) {
 // next cumulative ack (a device received seq 51, then 55, never 54); the
 // feed now refills them from the store when the consumer's delivery
 // sequence skips. But after the quorum loss step its consumers can stop
-// delivering for longer than this test waits, so the README's operations
+// delivering for longer than this test waits, so docs/operations.md
 // section says to run clusters with the live engine;
 // -consumer-cluster-failures runs it.
 func TestFailureNATSServers(t *testing.T) {
@@ -237,10 +237,7 @@ func newRig(t *testing.T, engine string) *rig {
 	streamstest.WaitFor(t, 30*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if _, err := streams.Apply(ctx, js, cfg.Stream); err != nil {
-			return err
-		}
-		_, err := streams.ApplyDevices(ctx, js, streams.DevicesBucket(cfg.Stream, cfg.Edge.DeviceTTL))
+		_, _, err := streams.ApplyAll(ctx, js, cfg.Stream, cfg.Edge.DeviceTTL)
 		return err
 	})
 	r := &rig{cfg: cfg, url: url, servers: servers, opts: opts, c: &cluster{srv: servers[0], nc: nc, js: js, cfg: cfg}, prod: newProducers(), start: time.Now()}

@@ -293,10 +293,7 @@ func TestLifecycleScheduleLeaderChange(t *testing.T) {
 	streamstest.WaitFor(t, 20*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if _, err := streams.Apply(ctx, js, cfg.Stream); err != nil {
-			return err
-		}
-		_, err := streams.ApplyDevices(ctx, js, streams.DevicesBucket(cfg.Stream, cfg.Edge.DeviceTTL))
+		_, _, err := streams.ApplyAll(ctx, js, cfg.Stream, cfg.Edge.DeviceTTL)
 		return err
 	})
 	c := &cluster{srv: servers[0], nc: nc, js: js, cfg: cfg}

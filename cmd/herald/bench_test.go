@@ -148,13 +148,13 @@ func TestBenchSpawn(t *testing.T) {
 	}
 }
 
-// TestBenchSpawnFails checks that a serve that exits before its banner is
+// TestBenchSpawnFails checks that a serve that exits before it is ready is
 // an error of the bench, not a panic.
 func TestBenchSpawnFails(t *testing.T) {
 	t.Parallel()
 	environ := append(os.Environ(), asHerald+"=fail")
 	_, _, err := runCmd(t, environ, "bench", "fanout", "--spawn")
-	if err == nil || !strings.Contains(err.Error(), "exited before printing its banner") {
+	if err == nil || !strings.Contains(err.Error(), "exited before it was ready") {
 		t.Fatalf("err = %v, want the spawned serve's early exit", err)
 	}
 }

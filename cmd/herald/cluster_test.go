@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-push/herald/streams"
 	"github.com/herald-push/herald/streams/streamstest"
 )
 
@@ -53,13 +54,13 @@ func TestStreamsApplyWaitsForClusterThenDoctor(t *testing.T) {
 	}
 
 	// Healthy: every replica of the stream and the bucket is current.
-	var rep doctorReport
+	var rep streams.Health
 	waitFor(t, 30*time.Second, func() error {
 		o, _, err := runCmd(t, nil, "doctor", "--nats-url", url, "--json")
 		if err != nil {
 			return err
 		}
-		rep = doctorReport{}
+		rep = streams.Health{}
 		return json.Unmarshal([]byte(o), &rep)
 	})
 	if len(rep.Streams) != 2 || rep.Streams[0].Name != "HERALD" || rep.Streams[1].Name != "KV_HERALD_DEVICES" {

@@ -197,12 +197,8 @@ func TestNtfyPublishErrors(t *testing.T) {
 		{"?auth= of an unknown scheme", "POST", "/alice?auth=" + authParam("Token x"), nil, "x", 400, 40000},
 		{"bad priority", "POST", "/alice", map[string]string{"Authorization": "Bearer " + compatKey, "X-Priority": "7"}, "x", 400, herald.NtfyCodePriorityInvalid},
 		{"bad priority name", "POST", "/alice?p=highest", bearer, "x", 400, herald.NtfyCodePriorityInvalid},
-		{"delay", "POST", "/alice", map[string]string{"Authorization": "Bearer " + compatKey, "X-Delay": "10m"}, "x", 400, herald.NtfyCodeDelayInvalid},
-		{"at", "POST", "/alice?at=1795430000", bearer, "x", 400, herald.NtfyCodeDelayInvalid},
 		{"unreadable delay", "POST", "/alice", map[string]string{"Authorization": "Bearer " + compatKey, "X-In": "tomorrow, 10am"}, "x", 400, herald.NtfyCodeDelayInvalid},
-		{"sequence id", "POST", "/alice", map[string]string{"Authorization": "Bearer " + compatKey, "X-Sequence-ID": "s1"}, "x", 400, 40000},
-		{"update by path", "PUT", "/alice/s1", bearer, "x", 400, 40000},
-		{"delete by path", "DELETE", "/alice/s1", bearer, "", 400, 40000},
+		{"delay in the past", "POST", "/alice?at=1000000000", bearer, "x", 400, 40000},
 		{"file upload", "PUT", "/alice", map[string]string{"Authorization": "Bearer " + compatKey, "Filename": "a.bin"}, "data", 400, herald.NtfyCodeAttachUpload},
 		{"binary body", "PUT", "/alice", bearer, "\xff\xfe\x00", 400, herald.NtfyCodeNotUTF8},
 		{"attachment not a URL", "POST", "/alice", map[string]string{"Authorization": "Bearer " + compatKey, "Attach": "ftp://x/y"}, "x", 400, herald.NtfyCodeAttachURL},
@@ -224,6 +220,55 @@ func TestNtfyPublishErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNtfyLifecycle: ntfy's delay is a scheduled message, its sequence id
+// an update, and DELETE /<topic>/<sequence_id> a delete (SPEC §10).
+func TestNtfyLifecycle(t *testing.T) {
+	t.Parallel()
+	p := compatServe(t)
+	bearer := map[string]string{"Authorization": "Bearer " + compatKey}
+
+	code, body := httpDo(t, "POST", p.url("/bob"), map[string]string{"Authorization": "Bearer " + compatKey, "X-Sequence-ID": "s1"}, "first")
+	if code != http.StatusOK {
+		t.Fatalf("sequence id: %d %s", code, body)
+	}
+	if e := storedEnvelope(t, p, "bob"); e.Ref != "s1" || e.Op != herald.OpUpdate || e.Body != "first" {
+		t.Fatalf("stored %+v, want an update of s1", e)
+	}
+	if code, body := httpDo(t, "PUT", p.url("/bob/s1"), bearer, "second"); code != http.StatusOK {
+		t.Fatalf("update by path: %d %s", code, body)
+	}
+	if e := storedEnvelope(t, p, "bob"); e.Ref != "s1" || e.Op != herald.OpUpdate || e.Body != "second" {
+		t.Fatalf("stored %+v, want the second update of s1", e)
+	}
+	if code, body := httpDo(t, "DELETE", p.url("/bob/s1"), bearer, ""); code != http.StatusOK {
+		t.Fatalf("delete by path: %d %s", code, body)
+	}
+	if e := storedEnvelope(t, p, "bob"); e.Ref != "s1" || e.Op != herald.OpDelete {
+		t.Fatalf("stored %+v, want a delete of s1", e)
+	}
+
+	// A delay of 1 s: nothing of carol's is stored at once; the message
+	// arrives once due.
+	before := time.Now()
+	if code, body := httpDo(t, "POST", p.url("/carol"), map[string]string{"Authorization": "Bearer " + compatKey, "X-Delay": "1s"}, "later"); code != http.StatusOK {
+		t.Fatalf("delay: %d %s", code, body)
+	}
+	waitFor(t, 20*time.Second, func() error {
+		code, body := httpDo(t, "GET", p.url("/v1/users/carol/messages?since=0"), bearer, "")
+		if code != http.StatusOK {
+			return fmt.Errorf("history: %d %s", code, body)
+		}
+		h := decode[struct{ Messages []herald.Envelope }](t, body)
+		if len(h.Messages) != 1 {
+			return fmt.Errorf("%d messages", len(h.Messages))
+		}
+		if h.Messages[0].Body != "later" || h.Messages[0].Time.Before(before.Add(time.Second).Truncate(time.Second)) {
+			return fmt.Errorf("delivered %+v before it was due", h.Messages[0])
+		}
+		return nil
+	})
 }
 
 // TestCompatNoShadow: Herald's own paths answer as before with the

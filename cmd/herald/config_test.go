@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-push/herald/cmd/herald/internal/creds"
 	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/edge/token"
 )
@@ -55,7 +56,7 @@ func TestConfigPrecedence(t *testing.T) {
 	secrets := map[string]string{}
 	for _, n := range []string{"yaml", "env", "flag"} {
 		dirs[n] = t.TempDir()
-		c, _, err := loadOrCreateCredentials(dirs[n], need{key: true, secret: true})
+		c, _, err := creds.LoadOrCreate(dirs[n], creds.Need{Key: true, Secret: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/herald-push/herald/cmd/herald/internal/creds"
 	"github.com/herald-push/herald/streams"
 )
 
@@ -26,14 +27,14 @@ func TestServeNATSRequiresCredentials(t *testing.T) {
 		t.Fatalf("no NATS URL in:\n%s", p.stdout.String())
 	}
 	url := m[1]
-	creds, err := readCredentials(dir)
+	cr, err := creds.Read(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if creds.NATSPassword == "" || creds.ProducerNATSPassword == "" || creds.NATSPassword == creds.ProducerNATSPassword {
-		t.Fatalf("credentials file: NATS passwords %q and %q, want two different ones", creds.NATSPassword, creds.ProducerNATSPassword)
+	if cr.NATSPassword == "" || cr.ProducerNATSPassword == "" || cr.NATSPassword == cr.ProducerNATSPassword {
+		t.Fatalf("credentials file: NATS passwords %q and %q, want two different ones", cr.NATSPassword, cr.ProducerNATSPassword)
 	}
-	if !strings.Contains(p.stdout.String(), "--nats-password "+creds.ProducerNATSPassword) || strings.Contains(p.stdout.String(), creds.NATSPassword) {
+	if !strings.Contains(p.stdout.String(), "--nats-password "+cr.ProducerNATSPassword) || strings.Contains(p.stdout.String(), cr.NATSPassword) {
 		t.Errorf("serve prints the service user's password, or not the producer's:\n%s", p.stdout.String())
 	}
 
@@ -42,7 +43,7 @@ func TestServeNATSRequiresCredentials(t *testing.T) {
 		opts []nats.Option
 	}{
 		{"anonymous", nil},
-		{"wrong password", []nats.Option{nats.UserInfo(natsProducerUser, "wrong")}},
+		{"wrong password", []nats.Option{nats.UserInfo(creds.ProducerUser, "wrong")}},
 	} {
 		nc, err := nats.Connect(url, append(tc.opts, nats.NoReconnect())...)
 		if err == nil {
@@ -54,7 +55,7 @@ func TestServeNATSRequiresCredentials(t *testing.T) {
 	}
 
 	errs := make(chan error, 8)
-	nc, err := nats.Connect(url, nats.UserInfo(natsProducerUser, creds.ProducerNATSPassword), nats.NoReconnect(),
+	nc, err := nats.Connect(url, nats.UserInfo(creds.ProducerUser, cr.ProducerNATSPassword), nats.NoReconnect(),
 		nats.CustomInboxPrefix(streams.ProducerInbox),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			select {
@@ -97,7 +98,7 @@ func TestServeNATSRequiresCredentials(t *testing.T) {
 	}
 
 	// The stream is still there, as the service user sees it.
-	svc, err := nats.Connect(url, nats.UserInfo(natsServiceUser, creds.NATSPassword))
+	svc, err := nats.Connect(url, nats.UserInfo(creds.ServiceUser, cr.NATSPassword))
 	if err != nil {
 		t.Fatalf("service user: %v", err)
 	}

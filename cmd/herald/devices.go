@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/herald-push/herald"
+	"github.com/herald-push/herald/cmd/herald/internal/creds"
 	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/streams"
 )
@@ -48,7 +49,7 @@ generated in <data-dir>/credentials.json), or with the user's client token
 			cred := tok
 			if cred == "" {
 				if cred = key; cred == "" {
-					if cred, err = producerKey(&cfg); err != nil {
+					if cred, err = creds.ProducerKey(&cfg); err != nil {
 						return err
 					}
 				}

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/herald-push/herald/cmd/herald/internal/creds"
 	"github.com/herald-push/herald/edge/token"
 )
 
@@ -51,11 +52,11 @@ func hostileServe(t *testing.T, extra ...string) (*proc, jetstream.Stream) {
 	if m == nil {
 		t.Fatalf("no NATS URL in:\n%s", p.stdout.String())
 	}
-	creds, err := readCredentials(dir)
+	cr, err := creds.Read(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(m[1], nats.UserInfo(natsServiceUser, creds.NATSPassword))
+	nc, err := nats.Connect(m[1], nats.UserInfo(creds.ServiceUser, cr.NATSPassword))
 	if err != nil {
 		t.Fatal(err)
 	}

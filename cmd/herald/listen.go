@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/herald-push/herald/cmd/herald/internal/creds"
 	"github.com/herald-push/herald/edge/client"
 	"github.com/herald-push/herald/edge/token"
 	"github.com/herald-push/herald/streams"
@@ -80,7 +81,7 @@ on SIGINT or SIGTERM.`,
 			if tok != "" {
 				l.token = func() (string, error) { return tok, nil }
 			} else {
-				secret, err := jwtSecret(&cfg)
+				secret, err := creds.JWTSecret(&cfg)
 				if err != nil {
 					return fmt.Errorf("%w (or pass --token)", err)
 				}

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/herald-push/herald/cmd/herald/internal/node"
 	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/edge/token"
 	"github.com/herald-push/herald/streams"
@@ -30,14 +31,14 @@ const listenSecret = "listen-test-secret-0123456789abcdef"
 // edgeNode is the cmd's own edge role wiring on a loopback listener.
 type edgeNode struct {
 	addr string
-	n    *node
+	n    *node.Node
 	stop func() error
 }
 
 func startEdgeNode(t *testing.T, cfg config.Config, natsURL string) *edgeNode {
 	t.Helper()
 	nc := streamstest.Connect(t, natsURL)
-	n, err := newNode(cfg, nc, roleSet{edge: true}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	n, err := node.New(cfg, nc, node.Roles{Edge: true}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +48,7 @@ func startEdgeNode(t *testing.T, cfg config.Config, natsURL string) *edgeNode {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- n.run(ctx, ln) }()
+	go func() { done <- n.Run(ctx, ln) }()
 	var once sync.Once
 	var runErr error
 	stop := func() error {
@@ -207,7 +208,7 @@ func TestListenResumesAfterDisconnect(t *testing.T) {
 
 	conns := func(e *edgeNode, want int) func() error {
 		return func() error {
-			if n := e.n.edge.Connections(); n != want {
+			if n := e.n.Edge().Connections(); n != want {
 				return fmt.Errorf("edge %s has %d connections, want %d", e.addr, n, want)
 			}
 			return nil

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +16,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/herald-push/herald"
+	"github.com/herald-push/herald/cmd/herald/internal/creds"
+	"github.com/herald-push/herald/cmd/herald/internal/node"
 	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/streams"
 )
@@ -162,7 +162,7 @@ func (a *app) publishHTTP(ctx context.Context, cfg *config.Config, f *publishFla
 	}
 	key := f.key
 	if key == "" {
-		if key, err = producerKey(cfg); err != nil {
+		if key, err = creds.ProducerKey(cfg); err != nil {
 			return err
 		}
 	}
@@ -250,18 +250,11 @@ func (a *app) publishNATS(ctx context.Context, cfg *config.Config, f *publishFla
 	if lc.TTL > 0 && lc.TTL < time.Second {
 		return fmt.Errorf("cmd: publish: --ttl %v is under the minimum of 1s", lc.TTL)
 	}
+	lc.DeliverAt = lc.DeliverAt.Truncate(time.Millisecond)
 	e.Time = now
-	if !lc.DeliverAt.IsZero() {
-		e.Time = lc.DeliverAt.Truncate(time.Millisecond)
-	}
-	if lc.TTL > 0 {
-		exp := e.Time.Add((lc.TTL + time.Second - 1) / time.Second * time.Second)
-		e.Expires = &exp
-	}
+	lc.Stamp(&e)
 	if e.ID == "" {
-		if e.ID, err = newID(now); err != nil {
-			return err
-		}
+		e.ID = streams.NewIDGen().Next(now)
 	}
 	payload, err := e.Encode()
 	if err != nil {
@@ -273,13 +266,13 @@ func (a *app) publishNATS(ctx context.Context, cfg *config.Config, f *publishFla
 	log := newLogger(cfg.Log, a.stderr)
 	// With no NATS credentials configured, the producer user serve
 	// generated in the data dir, if any; it may read only its own inbox.
-	natsAuthFromDataDir(cfg, true)
-	conn, err := connectNATS(cfg, "herald-cli", log, nil, nats.CustomInboxPrefix(streams.ProducerInbox))
+	creds.NATSAuthFromDataDir(cfg, true)
+	conn, err := node.Connect(cfg, "herald-cli", log, nil, nats.CustomInboxPrefix(streams.ProducerInbox))
 	if err != nil {
 		return err
 	}
-	defer conn.drain(cfg.NATS.Timeout)
-	js, err := jetstream.New(conn.nc)
+	defer conn.Drain(cfg.NATS.Timeout)
+	js, err := jetstream.New(conn.NC)
 	if err != nil {
 		return fmt.Errorf("cmd: jetstream: %w", err)
 	}
@@ -300,23 +293,4 @@ func (a *app) publishNATS(ctx context.Context, cfg *config.Config, f *publishFla
 	}
 	_, err = fmt.Fprintln(a.stdout, string(out))
 	return err
-}
-
-// newID returns a ULID-shaped id: 48 bits of Unix milliseconds and 80
-// random bits in Crockford base32, so ids sort by time.
-func newID(t time.Time) (string, error) {
-	const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixMilli())<<16)
-	if _, err := rand.Read(b[6:]); err != nil {
-		return "", fmt.Errorf("cmd: id: %w", err)
-	}
-	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
-	out := make([]byte, 26)
-	for i := 25; i >= 0; i-- {
-		out[i] = crockford[lo&31]
-		lo = lo>>5 | hi<<59
-		hi >>= 5
-	}
-	return string(out), nil
 }

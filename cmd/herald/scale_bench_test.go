@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/herald-push/herald/cmd/herald/internal/bench"
+	"github.com/herald-push/herald/cmd/herald/internal/node"
 	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/streams"
 	"github.com/herald-push/herald/streams/streamstest"
@@ -38,7 +39,10 @@ import (
 // durable consumer (≈ 30 KiB of server heap, ≈ 10 ms of server shutdown
 // each), and its acks saturate the server long before 10k devices.
 //
-//	go test -run xxx -bench Scale -benchtime 1x -timeout 20m ./cmd/herald/
+// Each run is bounded at 15 minutes and each shutdown at 5, so give go test
+// a timeout above their sum:
+//
+//	go test -run xxx -bench Scale -benchtime 1x -timeout 25m ./cmd/herald/
 //	HERALD_SCALE_DEVICES=10000 HERALD_SCALE_CONSUMER_DEVICES=2000 (defaults)
 //	HERALD_SCALE_PROFILES=dir: heap profiles of edge and NATS, devices connected
 func BenchmarkScale(b *testing.B) {
@@ -81,20 +85,17 @@ func benchScale(b *testing.B, engine string, devices int) {
 	cfg := config.Default()
 	cfg.NATS.URL = natsURL
 	log := newLogger(config.Log{Level: "warn"}, os.Stderr)
-	conn, err := connectNATS(&cfg, "herald-scale-publisher", log, nil)
+	conn, err := node.Connect(&cfg, "herald-scale-publisher", log, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer conn.nc.Close()
-	js, err := jetstream.New(conn.nc)
+	defer conn.NC.Close()
+	js, err := jetstream.New(conn.NC)
 	if err != nil {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	_, err = streams.Apply(ctx, js, cfg.Stream)
-	if err == nil {
-		_, err = streams.ApplyDevices(ctx, js, streams.DevicesBucket(cfg.Stream, cfg.Edge.DeviceTTL))
-	}
+	_, _, err = streams.ApplyAll(ctx, js, cfg.Stream, cfg.Edge.DeviceTTL)
 	cancel()
 	if err != nil {
 		b.Fatal(err)
@@ -141,7 +142,7 @@ func benchScale(b *testing.B, engine string, devices int) {
 	}
 	f := res.Fanout
 	edge.stop(b)
-	conn.drain(10 * time.Second)
+	conn.Drain(10 * time.Second)
 	natsShutdown := nats.stop(b)
 	perDev := func(after, before int64) float64 { return float64(after-before) / float64(devices) }
 	b.ReportMetric(f.DeliveryRate, "deliveries/s")
@@ -293,17 +294,17 @@ func TestBenchChild(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg.Edge.ShutdownTimeout = 5 * time.Minute
-		for _, p := range benchLimitPaths {
+		for _, p := range bench.LimitPaths {
 			if err := cfg.Set(p, "0"); err != nil {
 				t.Fatal(err)
 			}
 		}
 		log := newLogger(config.Log{Level: "warn"}, os.Stderr)
-		conn, err := connectNATS(&cfg, "herald-scale-edge", log, nil)
+		conn, err := node.Connect(&cfg, "herald-scale-edge", log, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		n, err := newNode(cfg, conn.nc, roleSet{edge: true}, log, newRegistry("scale"))
+		n, err := node.New(cfg, conn.NC, node.Roles{Edge: true}, log, node.NewRegistry("scale", versionString()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -313,13 +314,13 @@ func TestBenchChild(t *testing.T) {
 		}
 		ctx, stop := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- n.run(ctx, ln) }()
-		fmt.Printf("URL %s\n", baseURL("ws", ln.Addr()))
+		go func() { done <- n.Run(ctx, ln) }()
+		fmt.Printf("URL %s\n", node.BaseURL("ws", ln.Addr()))
 		childCommands(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), cfg.Edge.ShutdownTimeout)
 			defer cancel()
 			start := time.Now()
-			err := n.edge.Shutdown(ctx)
+			err := n.Edge().Shutdown(ctx)
 			fmt.Printf("SHUTDOWN %s\n", time.Since(start))
 			if err != nil {
 				t.Error(err)
@@ -329,7 +330,7 @@ func TestBenchChild(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Error(err)
 		}
-		conn.drain(10 * time.Second)
+		conn.Drain(10 * time.Second)
 	default:
 		t.Fatalf("%s=%q", childRoleEnv, role)
 	}

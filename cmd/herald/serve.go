@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -10,18 +11,21 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
+	"github.com/herald-push/herald/cmd/herald/internal/creds"
+	"github.com/herald-push/herald/cmd/herald/internal/node"
 	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/edge/token"
+	"github.com/herald-push/herald/streams/embedded"
 )
 
 // bannerTokenTTL is the lifetime of the token in serve's listen line.
 const bannerTokenTTL = 24 * time.Hour
 
 func newServeCmd(a *app) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run ingest and edge with an embedded NATS JetStream server",
 		Long: `Run everything in one process: an embedded NATS server with JetStream (data in
@@ -39,22 +43,25 @@ The data dir is created with mode 0700, or set to 0700 if it exists.`,
 			if err != nil {
 				return err
 			}
-			return a.serve(cmd.Context(), cfg)
+			readyFile, _ := cmd.Flags().GetString("ready-file")
+			return a.serve(cmd.Context(), cfg, readyFile)
 		},
 	}
+	cmd.Flags().String("ready-file", "", "once listening, write {\"http\": URL, \"nats\": URL} as JSON to `file` (removed on exit)")
+	return cmd
 }
 
 func newIngestCmd(a *app) *cobra.Command {
-	return newRoleCmd(a, "ingest", "Run the producer HTTP API against an external NATS (--nats-url)", roleSet{ingest: true})
+	return newRoleCmd(a, "ingest", "Run the producer HTTP API against an external NATS (--nats-url)", node.Roles{Ingest: true})
 }
 
 func newEdgeCmd(a *app) *cobra.Command {
-	return newRoleCmd(a, "edge", "Run the device endpoints (WebSocket, SSE, ack) against an external NATS (--nats-url)", roleSet{edge: true})
+	return newRoleCmd(a, "edge", "Run the device endpoints (WebSocket, SSE, ack) against an external NATS (--nats-url)", node.Roles{Edge: true})
 }
 
 // newRoleCmd builds herald ingest or herald edge: the roles against an
 // external NATS (runRole).
-func newRoleCmd(a *app, use, short string, roles roleSet) *cobra.Command {
+func newRoleCmd(a *app, use, short string, roles node.Roles) *cobra.Command {
 	return &cobra.Command{
 		Use:   use,
 		Short: short,
@@ -69,120 +76,63 @@ func newRoleCmd(a *app, use, short string, roles roleSet) *cobra.Command {
 	}
 }
 
-// generated is what serve filled in from <data-dir>/credentials.json.
-type generated struct {
-	path      string
-	created   bool
-	key       string // "" when producer keys were configured
-	jwtSecret string // "" when a secret or public keys were configured
-}
-
-// fillCredentials gives serve whatever auth is not configured from the data
-// dir's credentials (created on first use): a producer key when there is
-// none, a JWT secret when there is neither a secret nor a public key.
-func fillCredentials(cfg *config.Config) (generated, error) {
-	needKey := len(cfg.Ingest.ProducerKeys) == 0
-	needSecret := cfg.Auth.JWTSecret == "" && len(cfg.Auth.PublicKeys) == 0
-	g := generated{path: filepath.Join(cfg.DataDir, credsFile)}
-	if !needKey && !needSecret {
-		return g, nil
-	}
-	c, created, err := loadOrCreateCredentials(cfg.DataDir, need{key: needKey, secret: needSecret})
-	if err != nil {
-		return g, err
-	}
-	g.created = created
-	if needKey {
-		g.key = c.ProducerKey
-		cfg.Ingest.ProducerKeys = []string{c.ProducerKey}
-	}
-	if needSecret {
-		g.jwtSecret = c.JWTSecret
-		cfg.Auth.JWTSecret = c.JWTSecret
-	}
-	return g, nil
-}
-
 // serve runs herald serve until ctx ends: embedded NATS, the stream, and
-// ingest plus edge on one listener. On ctx's end it stops accepting, closes
-// sockets with 1001, drains NATS and shuts the embedded server down.
-func (a *app) serve(ctx context.Context, cfg config.Config) error {
+// ingest plus edge on one listener (node.StartEmbedded). On ctx's end it
+// stops accepting, closes sockets with 1001, drains NATS and shuts the
+// embedded server down.
+func (a *app) serve(ctx context.Context, cfg config.Config, readyFile string) error {
 	log := newLogger(cfg.Log, a.stderr).With("role", "serve")
-	if err := prepareDataDir(cfg.DataDir); err != nil {
+	if err := creds.PrepareDataDir(cfg.DataDir); err != nil {
 		return err
 	}
-	gen, err := fillCredentials(&cfg)
+	gen, err := creds.Fill(&cfg)
 	if err != nil {
 		return err
 	}
-	producer, err := fillNATSUsers(&cfg)
+	producer, err := creds.FillNATSUsers(&cfg)
 	if err != nil {
 		return err
 	}
-	if err := preflight(&cfg, roleSet{ingest: true, edge: true}); err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("cmd: listen: %w", err)
-	}
-	defer ln.Close()
-
-	srv, err := startEmbedded(&cfg, producer, log)
+	e, err := node.StartEmbedded(ctx, cfg, producer, log, node.NewRegistry("serve", versionString()))
 	if err != nil {
 		return err
 	}
-	defer func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-		log.Info("embedded NATS stopped")
-	}()
-	conn, err := connectNATS(&cfg, "herald-serve", log, srv)
+	addr := e.Listener.Addr()
+	log.Info("listening", "addr", addr.String(), "nats", e.NATSURL, "delivery", cfg.Edge.Delivery, "data_dir", cfg.DataDir)
+	err = printBanner(a.stdout, &cfg, addr, e.NATSURL, gen)
+	if err == nil {
+		err = printNATSProducer(a.stdout, e.NATSURL, producer)
+	}
+	if err == nil && readyFile != "" {
+		err = writeReadyFile(readyFile, node.BaseURL(node.HTTPScheme(&cfg), addr), e.NATSURL)
+		defer os.Remove(readyFile)
+	}
 	if err != nil {
-		return err
-	}
-	defer conn.drain(cfg.Edge.ShutdownTimeout)
-	nc := conn.nc
-
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("cmd: jetstream: %w", err)
-	}
-	actx, cancel := context.WithTimeout(ctx, cfg.NATS.Timeout)
-	_, _, err = applyStreams(actx, js, &cfg)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("cmd: serve: %w", err)
-	}
-	n, err := newNode(cfg, nc, roleSet{ingest: true, edge: true}, log, newRegistry("serve"))
-	if err != nil {
-		return err
-	}
-	natsURL := "in-process only (nats.embedded_listen off)"
-	if cfg.NATS.Embedded != "off" {
-		natsURL = srv.ClientURL()
-	}
-	log.Info("listening", "addr", ln.Addr().String(), "nats", natsURL, "delivery", cfg.Edge.Delivery, "data_dir", cfg.DataDir)
-	if err := printBanner(a.stdout, &cfg, ln.Addr(), natsURL, gen); err != nil {
-		return err
-	}
-	if err := printNATSProducer(a.stdout, natsURL, producer); err != nil {
+		e.Close()
 		return err
 	}
 	if a.ready != nil {
-		a.ready(ln.Addr().String())
+		a.ready(addr.String())
 	}
-	return n.run(ctx, ln)
+	return e.Run(ctx)
 }
 
-// prepareDataDir creates serve's data dir with mode 0700, or sets an
-// existing one to 0700: it holds the credentials and the message store.
-func prepareDataDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("cmd: data_dir: %w", err)
+// readyFile is what serve --ready-file writes once it listens: the URLs a
+// client reaches it at (the NATS one is a note when it has no port).
+type readyFile struct {
+	HTTP string `json:"http"`
+	NATS string `json:"nats"`
+}
+
+// writeReadyFile writes the ready file atomically, so that a reader polling
+// for it never sees a torn one.
+func writeReadyFile(path, httpURL, natsURL string) error {
+	b, err := json.Marshal(readyFile{HTTP: httpURL, NATS: natsURL})
+	if err != nil {
+		return fmt.Errorf("cmd: ready file: %w", err)
 	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return fmt.Errorf("cmd: data_dir: set mode 0700: %w", err)
+	if err := creds.WriteFileAtomic(path, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("cmd: ready file: %w", err)
 	}
 	return nil
 }
@@ -190,30 +140,30 @@ func prepareDataDir(dir string) error {
 // printBanner prints where serve listens and a ready curl and herald
 // listen line. Generated credentials are printed only on the start that
 // created them; a later start names the file that holds them.
-func printBanner(w io.Writer, cfg *config.Config, addr net.Addr, natsURL string, gen generated) error {
-	httpURL := baseURL(httpScheme(cfg), addr)
-	wsURL := baseURL(wsScheme(cfg), addr)
+func printBanner(w io.Writer, cfg *config.Config, addr net.Addr, natsURL string, gen creds.Generated) error {
+	httpURL := node.BaseURL(node.HTTPScheme(cfg), addr)
+	wsURL := node.BaseURL(node.WSScheme(cfg), addr)
 	var b strings.Builder
 	fmt.Fprintf(&b, "Herald is running.\n")
 	fmt.Fprintf(&b, "  HTTP  %s  (ingest /v1/users/{user}/messages, edge /v1/ws and /v1/sse, /healthz, /readyz, /metrics)\n", httpURL)
 	fmt.Fprintf(&b, "  NATS  %s  (embedded JetStream, store %s)\n", natsURL, filepath.Join(cfg.DataDir, "nats"))
 	// shown are the generated credentials this banner may print.
-	shown := generated{}
-	if gen.key != "" || gen.jwtSecret != "" {
-		if gen.created {
+	shown := creds.Generated{}
+	if gen.Key != "" || gen.JWTSecret != "" {
+		if gen.Created {
 			shown = gen
-			fmt.Fprintf(&b, "\nCredentials generated in %s (printed this once; later starts reuse them without printing them):\n", gen.path)
+			fmt.Fprintf(&b, "\nCredentials generated in %s (printed this once; later starts reuse them without printing them):\n", gen.Path)
 		} else {
-			fmt.Fprintf(&b, "\nCredentials reused from %s (not printed; read them from that file):\n", gen.path)
+			fmt.Fprintf(&b, "\nCredentials reused from %s (not printed; read them from that file):\n", gen.Path)
 		}
-		if gen.key != "" {
-			fmt.Fprintf(&b, "  producer key  %s\n", orRedacted(shown.key))
+		if gen.Key != "" {
+			fmt.Fprintf(&b, "  producer key  %s\n", orRedacted(shown.Key))
 		}
-		if gen.jwtSecret != "" {
-			fmt.Fprintf(&b, "  JWT secret    %s\n", orRedacted(shown.jwtSecret))
+		if gen.JWTSecret != "" {
+			fmt.Fprintf(&b, "  JWT secret    %s\n", orRedacted(shown.JWTSecret))
 		}
 	}
-	key := shown.key
+	key := shown.Key
 	if key == "" {
 		key = "<producer key>"
 	}
@@ -224,14 +174,14 @@ func printBanner(w io.Writer, cfg *config.Config, addr net.Addr, natsURL string,
 	}
 	fmt.Fprintf(&b, "\nListen (in another terminal):\n")
 	switch {
-	case shown.jwtSecret != "":
-		tok, err := token.Mint(shown.jwtSecret, "alice", "laptop", bannerTokenTTL)
+	case shown.JWTSecret != "":
+		tok, err := token.Mint(shown.JWTSecret, "alice", "laptop", bannerTokenTTL)
 		if err != nil {
 			return fmt.Errorf("cmd: serve: %w", err)
 		}
 		fmt.Fprintf(&b, "  go run ./cmd/herald listen --user alice --device laptop%s --token %s\n", urlFlag, tok)
-		fmt.Fprintf(&b, "  (token valid %v; or mint one per run: HERALD_JWT_SECRET=%s go run ./cmd/herald listen --user alice --device laptop%s)\n", bannerTokenTTL, shown.jwtSecret, urlFlag)
-	case gen.jwtSecret != "":
+		fmt.Fprintf(&b, "  (token valid %v; or mint one per run: HERALD_JWT_SECRET=%s go run ./cmd/herald listen --user alice --device laptop%s)\n", bannerTokenTTL, shown.JWTSecret, urlFlag)
+	case gen.JWTSecret != "":
 		// The listen command mints its tokens with the secret in the file.
 		fmt.Fprintf(&b, "  go run ./cmd/herald listen --user alice --device laptop%s --data-dir %s\n", urlFlag, cfg.DataDir)
 	default:
@@ -247,4 +197,59 @@ func orRedacted(secret string) string {
 		return "(redacted)"
 	}
 	return secret
+}
+
+// runRole is herald ingest and herald edge: one or both roles against an
+// external NATS, connecting (and reconnecting) forever. It does not create
+// the stream: /readyz answers 503 until `herald streams apply` has run.
+func (a *app) runRole(ctx context.Context, cfg config.Config, roles node.Roles) error {
+	log := newLogger(cfg.Log, a.stderr).With("role", roles.String())
+	if err := node.Preflight(&cfg, roles); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("cmd: listen: %w", err)
+	}
+	defer ln.Close()
+	conn, err := node.Connect(&cfg, "herald-"+roles.String(), log, nil, nats.RetryOnFailedConnect(true))
+	if err != nil {
+		return err
+	}
+	defer conn.Drain(cfg.Edge.ShutdownTimeout)
+	nc := conn.NC
+	n, err := node.New(cfg, nc, roles, log, node.NewRegistry(roles.String(), versionString()))
+	if err != nil {
+		return err
+	}
+	if nc.IsConnected() {
+		n.NoteReady(errString(n.CheckReady(ctx)))
+	} else {
+		log.Warn("NATS is not reachable yet; retrying", "url", cfg.NATS.ServerURL())
+	}
+	addr := node.BaseURL(node.HTTPScheme(&cfg), ln.Addr())
+	log.Info("listening", "addr", addr, "delivery", cfg.Edge.Delivery)
+	fmt.Fprintf(a.stdout, "herald %s listening on %s\n", roles, addr)
+	if a.ready != nil {
+		a.ready(ln.Addr().String())
+	}
+	return n.Run(ctx, ln)
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// printNATSProducer prints the producer user of serve's embedded NATS
+// server with a ready publish line.
+func printNATSProducer(w io.Writer, natsURL string, producer embedded.User) error {
+	if producer.Name == "" || !strings.HasPrefix(natsURL, "nats://") {
+		return nil
+	}
+	_, err := fmt.Fprintf(w, "\nPublish straight to NATS (user %s may only publish to users' subjects):\n  go run ./cmd/herald publish --nats --nats-url %s --nats-user %s --nats-password %s --user alice 'hello'\n",
+		producer.Name, natsURL, producer.Name, producer.Password)
+	return err
 }

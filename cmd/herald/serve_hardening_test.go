@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-push/herald/cmd/herald/internal/creds"
 	"github.com/herald-push/herald/config"
 )
 
@@ -35,7 +35,7 @@ func TestServeDataDirMode(t *testing.T) {
 	}
 	// The file holds the embedded NATS server's passwords; the producer
 	// key and JWT secret are the configured ones, not generated.
-	if b, err := os.ReadFile(filepath.Join(dir, credsFile)); err == nil {
+	if b, err := os.ReadFile(filepath.Join(dir, creds.File)); err == nil {
 		var c struct {
 			ProducerKey string `json:"producer_key"`
 			JWTSecret   string `json:"jwt_secret"`
@@ -49,51 +49,6 @@ func TestServeDataDirMode(t *testing.T) {
 	}
 }
 
-// TestEmbeddedSyncInterval: nats.sync_interval reaches the embedded
-// server's JetStream: a duration as the sync interval, "always" as a sync
-// of every write.
-func TestEmbeddedSyncInterval(t *testing.T) {
-	for _, tc := range []struct {
-		value    string
-		interval time.Duration // 0: not checked
-		always   bool
-	}{
-		{"2m", 2 * time.Minute, false},
-		{"10s", 10 * time.Second, false},
-		{"always", 0, true},
-		{"ALWAYS", 0, true},
-	} {
-		t.Run(tc.value, func(t *testing.T) {
-			t.Parallel()
-			cfg := config.Default()
-			cfg.DataDir = t.TempDir()
-			cfg.NATS.Embedded = "off"
-			cfg.NATS.User, cfg.NATS.Password = natsServiceUser, "sync-test-password-0123456789"
-			if err := cfg.Set("nats.sync_interval", tc.value); err != nil {
-				t.Fatal(err)
-			}
-			if err := cfg.Validate(); err != nil {
-				t.Fatal(err)
-			}
-			srv, err := startEmbedded(&cfg, natsUser{}, slog.New(slog.DiscardHandler))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-			js := srv.JetStreamConfig()
-			if js == nil {
-				t.Fatal("no JetStream config")
-			}
-			if js.SyncAlways != tc.always {
-				t.Errorf("SyncAlways = %v, want %v", js.SyncAlways, tc.always)
-			}
-			if tc.interval != 0 && js.SyncInterval != tc.interval {
-				t.Errorf("SyncInterval = %v, want %v", js.SyncInterval, tc.interval)
-			}
-		})
-	}
-}
-
 // TestBannerReusedCredentials: a banner for credentials reused from the
 // data dir prints neither them nor a token minted with them; it names the
 // file.
@@ -102,17 +57,17 @@ func TestBannerReusedCredentials(t *testing.T) {
 	cfg := config.Default()
 	cfg.DataDir = "herald-data"
 	addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}
-	gen := generated{path: filepath.Join(cfg.DataDir, credsFile), key: "the-producer-key-0123456789", jwtSecret: "the-jwt-secret-0123456789abcdefghijklmn"}
+	gen := creds.Generated{Path: filepath.Join(cfg.DataDir, creds.File), Key: "the-producer-key-0123456789", JWTSecret: "the-jwt-secret-0123456789abcdefghijklmn"}
 	var reused, created strings.Builder
 	if err := printBanner(&reused, &cfg, addr, "nats://x", gen); err != nil {
 		t.Fatal(err)
 	}
-	gen.created = true
+	gen.Created = true
 	if err := printBanner(&created, &cfg, addr, "nats://x", gen); err != nil {
 		t.Fatal(err)
 	}
 	out := reused.String()
-	for _, secret := range []string{gen.key, gen.jwtSecret} {
+	for _, secret := range []string{gen.Key, gen.JWTSecret} {
 		if strings.Contains(out, secret) {
 			t.Errorf("reused banner prints %q:\n%s", secret, out)
 		}
@@ -123,7 +78,7 @@ func TestBannerReusedCredentials(t *testing.T) {
 	if tokenRe.MatchString(out) {
 		t.Errorf("reused banner prints a client token:\n%s", out)
 	}
-	if !strings.Contains(out, gen.path) || !strings.Contains(out, "listen --user alice --device laptop --data-dir herald-data") {
+	if !strings.Contains(out, gen.Path) || !strings.Contains(out, "listen --user alice --device laptop --data-dir herald-data") {
 		t.Errorf("reused banner does not say where the credentials are:\n%s", out)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/herald-push/herald/cmd/herald/internal/creds"
 	"github.com/herald-push/herald/config"
 )
 
@@ -174,7 +175,7 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	t.Logf("serve stopped in %v", time.Since(start))
 
-	st, err := os.Stat(filepath.Join(dir, credsFile))
+	st, err := os.Stat(filepath.Join(dir, creds.File))
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("credentials file: %v, mode %v", err, st.Mode())
 	}
@@ -187,14 +188,14 @@ func TestServeEndToEnd(t *testing.T) {
 	// the message.
 	p2 := startCmd(t, nil, "serve", "--data-dir", dir, "--listen", "127.0.0.1:0", "--nats-listen", "off")
 	out2 := p2.stdout.String()
-	creds, err := readCredentials(dir)
+	cr, err := creds.Read(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if creds.ProducerKey != key {
-		t.Errorf("credentials file key %q, the first start printed %q", creds.ProducerKey, key)
+	if cr.ProducerKey != key {
+		t.Errorf("credentials file key %q, the first start printed %q", cr.ProducerKey, key)
 	}
-	for name, secret := range map[string]string{"producer key": creds.ProducerKey, "JWT secret": creds.JWTSecret} {
+	for name, secret := range map[string]string{"producer key": cr.ProducerKey, "JWT secret": cr.JWTSecret} {
 		if strings.Contains(out2, secret) {
 			t.Errorf("restart banner prints the %s:\n%s", name, out2)
 		}
@@ -202,7 +203,7 @@ func TestServeEndToEnd(t *testing.T) {
 	if tokenRe.MatchString(out2) {
 		t.Errorf("restart banner prints a client token:\n%s", out2)
 	}
-	if !strings.Contains(out2, "reused from "+filepath.Join(dir, credsFile)) || !strings.Contains(out2, "(redacted)") || !strings.Contains(out2, "in-process only") {
+	if !strings.Contains(out2, "reused from "+filepath.Join(dir, creds.File)) || !strings.Contains(out2, "(redacted)") || !strings.Contains(out2, "in-process only") {
 		t.Errorf("restart banner:\n%s", out2)
 	}
 	h = history(t, p2, key, "alice")
@@ -287,7 +288,7 @@ func TestBanner(t *testing.T) {
 			}
 			var b strings.Builder
 			cfg := config.Default()
-			if err := printBanner(&b, &cfg, addr, "nats://x", generated{key: "k", jwtSecret: "banner-test-secret-0123456789abcdef", created: true}); err != nil {
+			if err := printBanner(&b, &cfg, addr, "nats://x", creds.Generated{Key: "k", JWTSecret: "banner-test-secret-0123456789abcdef", Created: true}); err != nil {
 				t.Fatal(err)
 			}
 			if !strings.Contains(b.String(), tc.want) {

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/herald-push/herald/cmd/herald/internal/node"
 	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/streams"
 )
@@ -62,81 +63,26 @@ func newStreamsCmd(a *app) *cobra.Command {
 }
 
 // withJetStream connects to cfg.NATS, waiting up to wait for the first
-// connection, and runs op until it succeeds, fails permanently, or wait
-// has passed. The connection is closed on return.
+// connection, and runs op under streams.Retry until it succeeds, fails
+// permanently, or wait has passed. The connection is closed on return.
 func withJetStream(ctx context.Context, cfg *config.Config, wait time.Duration, log *slog.Logger, op func(context.Context, jetstream.JetStream) error) error {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	conn, err := connectNATS(cfg, "herald-cli", log, nil, nats.RetryOnFailedConnect(true))
+	conn, err := node.Connect(cfg, "herald-cli", log, nil, nats.RetryOnFailedConnect(true))
 	if err != nil {
 		return err
 	}
-	defer conn.nc.Close()
-	nc := conn.nc
-	js, err := jetstream.New(nc)
+	defer conn.NC.Close()
+	js, err := jetstream.New(conn.NC)
 	if err != nil {
 		return fmt.Errorf("cmd: jetstream: %w", err)
 	}
-	backoff := 100 * time.Millisecond
-	for {
-		if nc.IsConnected() {
-			octx, ocancel := context.WithTimeout(ctx, cfg.NATS.Timeout)
-			err = op(octx, js)
-			ocancel()
-			if err == nil || errors.As(err, new(permanentError)) {
-				return err
-			}
-			log.Info("waiting for JetStream", "err", err)
-		} else {
-			err = fmt.Errorf("not connected to %s", cfg.NATS.ServerURL())
-			if last := conn.lastError(); last != nil {
-				err = fmt.Errorf("not connected to %s: %w", cfg.NATS.ServerURL(), last)
-			}
-		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("cmd: gave up after --wait %v: %w", wait, err)
-		case <-t.C:
-		}
-		backoff = min(2*backoff, 2*time.Second)
+	err = streams.Retry(ctx, js, streams.RetryOptions{Timeout: cfg.NATS.Timeout, NotConnected: conn.LastError, Logger: log},
+		func(ctx context.Context) error { return op(ctx, js) })
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("cmd: after --wait %v: %w", wait, err)
 	}
-}
-
-// permanentError marks an error withJetStream does not retry.
-type permanentError struct{ err error }
-
-func (e permanentError) Error() string { return e.err.Error() }
-func (e permanentError) Unwrap() error { return e.err }
-
-// applyStreams creates the stream and the devices bucket or updates them
-// to cfg: serve and bench's in-process Herald run it on start, streams
-// apply on demand.
-func applyStreams(ctx context.Context, js jetstream.JetStream, cfg *config.Config) (jetstream.Stream, jetstream.KeyValue, error) {
-	s, err := streams.Apply(ctx, js, cfg.Stream)
-	if err != nil {
-		return nil, nil, err
-	}
-	kv, err := streams.ApplyDevices(ctx, js, streams.DevicesBucket(cfg.Stream, cfg.Edge.DeviceTTL))
-	if err != nil {
-		return nil, nil, err
-	}
-	return s, kv, nil
-}
-
-// cachedInfo returns the info s came with from its lookup or apply, which
-// is current right after either, sparing a second request; it asks the
-// server only when there is none.
-func cachedInfo(ctx context.Context, s jetstream.Stream) (*jetstream.StreamInfo, error) {
-	if info := s.CachedInfo(); info != nil {
-		return info, nil
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("stream info: %w", err)
-	}
-	return info, nil
+	return err
 }
 
 func (a *app) streamsApply(ctx context.Context, cfg config.Config, wait time.Duration) error {
@@ -146,11 +92,11 @@ func (a *app) streamsApply(ctx context.Context, cfg config.Config, wait time.Dur
 		bucket string
 	)
 	err := withJetStream(ctx, &cfg, wait, log, func(ctx context.Context, js jetstream.JetStream) error {
-		s, kv, err := applyStreams(ctx, js, &cfg)
+		s, kv, err := streams.ApplyAll(ctx, js, cfg.Stream, cfg.Edge.DeviceTTL)
 		if err != nil {
 			return err
 		}
-		if info, err = cachedInfo(ctx, s); err != nil {
+		if info, err = streams.CachedInfo(ctx, s); err != nil {
 			return err
 		}
 		bucket = kv.Bucket()
@@ -202,12 +148,12 @@ func (a *app) streamsInfo(ctx context.Context, cfg config.Config, wait time.Dura
 	err := withJetStream(ctx, &cfg, wait, log, func(ctx context.Context, js jetstream.JetStream) error {
 		s, err := streams.Lookup(ctx, js, cfg.Stream.Name)
 		if errors.Is(err, streams.ErrStreamMissing) {
-			return permanentError{err}
+			return streams.Permanent(err)
 		}
 		if err != nil {
 			return err
 		}
-		info, err = cachedInfo(ctx, s)
+		info, err = streams.CachedInfo(ctx, s)
 		return err
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/herald-push/herald/cmd/herald/internal/creds"
 	"github.com/herald-push/herald/edge/token"
 )
 
@@ -32,7 +33,7 @@ is used. With --device the token only opens that device.`,
 			if max := cfg.Auth.MaxTokenTTL; max > 0 && ttl > max {
 				return fmt.Errorf("cmd: token: --ttl %v exceeds auth.max_token_ttl %v", ttl, max)
 			}
-			secret, err := jwtSecret(&cfg)
+			secret, err := creds.JWTSecret(&cfg)
 			if err != nil {
 				return err
 			}

@@ -86,10 +86,7 @@ func startHarness(engine string, mutate func(*config.Config)) (_ *harness, err e
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err = streams.Apply(ctx, h.js, cfg.Stream); err != nil {
-		return nil, err
-	}
-	if _, err = streams.ApplyDevices(ctx, h.js, streams.DevicesBucket(cfg.Stream, cfg.Edge.DeviceTTL)); err != nil {
+	if _, _, err = streams.ApplyAll(ctx, h.js, cfg.Stream, cfg.Edge.DeviceTTL); err != nil {
 		return nil, err
 	}
 	return h, nil

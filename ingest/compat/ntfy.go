@@ -139,9 +139,6 @@ func fromJSON(body []byte, id string) (ntfyPublish, error) {
 // ntfy names. It checks URLs as ntfy does and refuses what Herald does not
 // do yet (lifecycle).
 func (n ntfyPublish) toMessage(now time.Time) (ingest.Message, error) {
-	if err := lifecycle(n, now); err != nil {
-		return ingest.Message{}, err
-	}
 	for _, u := range []struct {
 		name, v string
 		code    int
@@ -156,6 +153,9 @@ func (n ntfyPublish) toMessage(now time.Time) (ingest.Message, error) {
 	m := ingest.Message{ID: n.id, Title: n.title, Body: n.message, Tags: n.tags}
 	if m.Body == "" {
 		m.Body = emptyMessage
+	}
+	if err := lifecycle(n, now, &m); err != nil {
+		return ingest.Message{}, err
 	}
 	if n.priority != 0 {
 		p := herald.PriorityFromNtfy(n.priority)
@@ -184,20 +184,20 @@ func (n ntfyPublish) toMessage(now time.Time) (ingest.Message, error) {
 }
 
 // lifecycle maps ntfy's scheduled delivery (X-Delay, X-At, X-In, "delay")
-// and its updates (X-Sequence-ID) to Herald's message lifecycle (SPEC §10:
-// deliver_at, ref and op). It is the one place they are mapped: this
-// version of Herald's ingest has neither deliver_at nor ref, so a publish
-// that asks for them is refused with a 400 that says so, rather than
-// delivered now or as a new message.
-func lifecycle(n ntfyPublish, now time.Time) error {
+// and its updates (X-Sequence-ID) onto m, Herald's message lifecycle (SPEC
+// §10): the delay becomes deliver_at, and a sequence id an update of the
+// messages that carried it (ref = the sequence id, op = update). It is the
+// one place they are mapped.
+func lifecycle(n ntfyPublish, now time.Time, m *ingest.Message) error {
 	if n.delay != "" {
-		if _, err := parseDelay(n.delay, now); err != nil {
+		at, err := parseDelay(n.delay, now)
+		if err != nil {
 			return ntfyErr(herald.NtfyCodeDelayInvalid, herald.WrapError(herald.InvalidMessage, err, err.Error()))
 		}
-		return ntfyErr(herald.NtfyCodeDelayInvalid, herald.NewError(herald.InvalidMessage, "scheduled delivery (X-Delay, X-At, X-In) is not supported by this Herald yet: publish without it"))
+		m.DeliverAt = at
 	}
 	if n.sequenceID != "" {
-		return herald.NewError(herald.InvalidMessage, "updating or deleting a notification (X-Sequence-ID, /<topic>/<sequence_id>) is not supported by this Herald yet: publish without it")
+		m.Ref, m.Op = n.sequenceID, herald.OpUpdate
 	}
 	return nil
 }
@@ -249,6 +249,12 @@ func (c *Handler) ntfyTopic(w http.ResponseWriter, r *http.Request) error {
 	if err := c.ntfyAdmit(r); err != nil {
 		return err
 	}
+	return c.ntfyPublishBody(w, r, topic, "")
+}
+
+// ntfyPublishBody reads the body and the parameters of an admitted publish
+// to topic, with sequence id sid when the path gave one, and publishes it.
+func (c *Handler) ntfyPublishBody(w http.ResponseWriter, r *http.Request, topic, sid string) error {
 	body, err := c.readBody(w, r)
 	if err != nil {
 		return err
@@ -256,6 +262,9 @@ func (c *Handler) ntfyTopic(w http.ResponseWriter, r *http.Request) error {
 	n, err := fromParams(r, topic, body)
 	if err != nil {
 		return err
+	}
+	if sid != "" {
+		n.sequenceID = sid
 	}
 	return c.ntfyPublish(w, r.Context(), n)
 }
@@ -289,7 +298,20 @@ func (c *Handler) ntfySequence(w http.ResponseWriter, r *http.Request) error {
 	if err := c.ntfyAdmit(r); err != nil {
 		return err
 	}
-	return lifecycle(ntfyPublish{topic: topic, sequenceID: r.PathValue("sid")}, time.Now())
+	sid := r.PathValue("sid")
+	if r.Method == http.MethodDelete {
+		res, err := c.pub.Publish(r.Context(), topic, ingest.Message{Ref: sid, Op: herald.OpDelete})
+		if err != nil {
+			return err
+		}
+		env := herald.Envelope{Seq: res.Seq, Ref: sid, Op: herald.OpDelete, Time: time.Now()}
+		if res.Time != nil {
+			env.Time = *res.Time
+		}
+		herald.WriteJSON(w, http.StatusOK, herald.NtfyMessageOf(env, topic))
+		return nil
+	}
+	return c.ntfyPublishBody(w, r, topic, sid)
 }
 
 // ntfyAdmit checks the producer key of an ntfy request: Authorization as

@@ -135,9 +135,7 @@ func TestNtfyToMessage(t *testing.T) {
 		{ntfyPublish{attach: "ftp://x"}, herald.NtfyCodeAttachURL},
 		{ntfyPublish{icon: "file:///etc/passwd"}, herald.NtfyCodeIconURL},
 		{ntfyPublish{filename: "x"}, herald.NtfyCodeAttachUpload},
-		{ntfyPublish{delay: "10m"}, herald.NtfyCodeDelayInvalid},
 		{ntfyPublish{delay: "tomorrow, 10am"}, herald.NtfyCodeDelayInvalid},
-		{ntfyPublish{sequenceID: "s1"}, 0},
 	} {
 		_, err := tc.n.toMessage(now)
 		var e *herald.Error
@@ -149,6 +147,23 @@ func TestNtfyToMessage(t *testing.T) {
 		if tc.code != 0 && (!errors.As(err, &ne) || ne.Code != tc.code) {
 			t.Errorf("%+v: %v, want ntfy code %d", tc.n, err, tc.code)
 		}
+	}
+}
+
+// TestNtfyLifecycle: a delay becomes deliver_at, a sequence id an update
+// of the messages that carried it (SPEC §10).
+func TestNtfyLifecycle(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	m, err := (ntfyPublish{message: "x", delay: "10m", sequenceID: "s1"}).toMessage(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.DeliverAt.Equal(now.Add(10*time.Minute)) || m.Ref != "s1" || m.Op != herald.OpUpdate {
+		t.Fatalf("got deliver_at %v, ref %q, op %q", m.DeliverAt, m.Ref, m.Op)
+	}
+	if m, err := (ntfyPublish{message: "x"}).toMessage(now); err != nil || !m.DeliverAt.IsZero() || m.Ref != "" || m.Op != "" {
+		t.Fatalf("a plain message: %+v, %v", m, err)
 	}
 }
 

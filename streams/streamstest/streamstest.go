@@ -98,7 +98,7 @@ func Connect(t testing.TB, url string) *nats.Conn {
 	return nc
 }
 
-// StreamConfig is the default stream configuration with test-friendly limits.
+// StreamConfig is the default stream configuration (streams.DefaultConfig).
 func StreamConfig() streams.Config {
 	return streams.DefaultConfig()
 }
@@ -114,11 +114,8 @@ func Apply(t testing.TB, nc *nats.Conn, c streams.Config) jetstream.Stream {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := streams.Apply(ctx, js, c)
+	s, _, err := streams.ApplyAll(ctx, js, c, 30*24*time.Hour)
 	if err != nil {
-		t.Fatalf("streamstest: %v", err)
-	}
-	if _, err := streams.ApplyDevices(ctx, js, streams.DevicesBucket(c, 30*24*time.Hour)); err != nil {
 		t.Fatalf("streamstest: %v", err)
 	}
 	return s

@@ -1,4 +1,13 @@
-package main
+// Package node is the process side of herald's roles: the HTTP node that
+// serves ingest and edge on one listener (with /healthz, /readyz, /metrics,
+// the HTTP guard and the admin listener), the NATS client connection, and
+// the in-process starter (StartEmbedded) that serve and bench share. It is
+// cmd's wiring, kept out of package main so that the command files hold
+// only flags, calls and printing.
+//
+// A Node's Run owns every goroutine it starts (HTTP servers, the engine's
+// loop, readiness probes) and waits for them before it returns.
+package node
 
 import (
 	"context"
@@ -28,43 +37,43 @@ import (
 	"github.com/herald-push/herald/streams"
 )
 
-// roleSet says which HTTP roles a node serves.
-type roleSet struct {
-	ingest bool
-	edge   bool
+// Roles says which HTTP roles a node serves.
+type Roles struct {
+	Ingest bool
+	Edge   bool
 }
 
-func (r roleSet) String() string {
+func (r Roles) String() string {
 	switch {
-	case r.ingest && r.edge:
+	case r.Ingest && r.Edge:
 		return "ingest+edge"
-	case r.ingest:
+	case r.Ingest:
 		return "ingest"
-	case r.edge:
+	case r.Edge:
 		return "edge"
 	}
 	return "none"
 }
 
-// preflight reports, naming the YAML path, what a role set cannot run
+// Preflight reports, naming the YAML path, what a role set cannot run
 // without: producer keys for ingest; for edge a JWT secret or public keys.
 // It runs before anything starts.
-func preflight(cfg *config.Config, r roleSet) error {
+func Preflight(cfg *config.Config, r Roles) error {
 	var errs []error
-	if r.ingest && len(cfg.Ingest.ProducerKeys) == 0 {
+	if r.Ingest && len(cfg.Ingest.ProducerKeys) == 0 {
 		errs = append(errs, errors.New("cmd: ingest.producer_keys is not set (HERALD_PRODUCER_KEYS): the ingest role needs at least one producer key"))
 	}
-	if r.edge && cfg.Auth.JWTSecret == "" && len(cfg.Auth.PublicKeys) == 0 {
+	if r.Edge && cfg.Auth.JWTSecret == "" && len(cfg.Auth.PublicKeys) == 0 {
 		errs = append(errs, errors.New("cmd: auth.jwt_secret (HERALD_JWT_SECRET) or auth.public_keys is not set: the edge role needs a key to verify client tokens"))
 	}
 	return errors.Join(errs...)
 }
 
-// node is the HTTP side of one process: the roles it serves on one mux,
+// Node is the HTTP side of one process: the roles it serves on one mux,
 // plus /healthz, /readyz and /metrics. It does not own the NATS connection.
-type node struct {
+type Node struct {
 	cfg     config.Config
-	roles   roleSet
+	roles   Roles
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	edge    *edge.Server // nil without the edge role
@@ -93,16 +102,16 @@ type readyCheck struct {
 	err  error
 }
 
-// newNode builds the roles over nc. reg receives every metric.
-func newNode(cfg config.Config, nc *nats.Conn, roles roleSet, log *slog.Logger, reg *prometheus.Registry) (*node, error) {
-	if err := preflight(&cfg, roles); err != nil {
+// New builds the roles over nc. reg receives every metric.
+func New(cfg config.Config, nc *nats.Conn, roles Roles, log *slog.Logger, reg *prometheus.Registry) (*Node, error) {
+	if err := Preflight(&cfg, roles); err != nil {
 		return nil, err
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("cmd: jetstream: %w", err)
 	}
-	n := &node{cfg: cfg, roles: roles, nc: nc, js: js, log: log}
+	n := &Node{cfg: cfg, roles: roles, nc: nc, js: js, log: log}
 	var verifier *token.Verifier
 	if cfg.Auth.JWTSecret != "" || len(cfg.Auth.PublicKeys) > 0 {
 		if verifier, err = token.New(cfg.Auth); err != nil {
@@ -113,7 +122,7 @@ func newNode(cfg config.Config, nc *nats.Conn, roles roleSet, log *slog.Logger, 
 	// The endpoints for ntfy's and gotify's tools take only what Herald's
 	// own routes leave (dispatch).
 	compatMux := http.NewServeMux()
-	if roles.ingest {
+	if roles.Ingest {
 		ijs, err := jetstream.New(nc, ingest.JetStreamOpts(cfg.Ingest)...)
 		if err != nil {
 			return nil, fmt.Errorf("cmd: jetstream: %w", err)
@@ -139,7 +148,7 @@ func newNode(cfg config.Config, nc *nats.Conn, roles roleSet, log *slog.Logger, 
 		}
 		c.Register(compatMux)
 	}
-	if roles.edge {
+	if roles.Edge {
 		eng, err := newEngine(&cfg, js, log)
 		if err != nil {
 			return nil, err
@@ -205,14 +214,14 @@ func newEngine(cfg *config.Config, js jetstream.JetStream, log *slog.Logger) (ed
 	return nil, fmt.Errorf("cmd: edge.delivery: unknown engine %q", cfg.Edge.Delivery)
 }
 
-// newRegistry returns the metrics registry of a process: Go runtime and
-// process collectors plus herald_build_info.
-func newRegistry(role string) *prometheus.Registry {
+// NewRegistry returns the metrics registry of a process: Go runtime and
+// process collectors plus herald_build_info naming version and role.
+func NewRegistry(role, version string) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "herald_build_info",
 		Help:        "Always 1; labels name the version and the role of this process.",
-		ConstLabels: prometheus.Labels{"version": versionString(), "role": role},
+		ConstLabels: prometheus.Labels{"version": version, "role": role},
 	})
 	info.Set(1)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), info)
@@ -229,7 +238,7 @@ type readyStatus struct {
 
 // readyz answers 200 when NATS is connected and the stream exists, else 503,
 // within readyzTimeout.
-func (n *node) readyz(w http.ResponseWriter, r *http.Request) {
+func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 	st := readyStatus{Status: "ok", Stream: n.cfg.Stream.Name}
 	var err error
 	st.NATS, err = n.boundedReady(r.Context())
@@ -240,13 +249,13 @@ func (n *node) readyz(w http.ResponseWriter, r *http.Request) {
 	if st.Status != "ok" {
 		code = http.StatusServiceUnavailable
 	}
-	n.noteReady(st.Error)
+	n.NoteReady(st.Error)
 	herald.WriteJSON(w, code, st)
 }
 
-// boundedReady runs checkReady (or joins the one running) and returns the
+// boundedReady runs CheckReady (or joins the one running) and returns the
 // connection status and its result, or an error once readyzTimeout passed.
-func (n *node) boundedReady(ctx context.Context) (natsStatus string, err error) {
+func (n *Node) boundedReady(ctx context.Context) (natsStatus string, err error) {
 	n.readyMu.Lock()
 	c := n.readyCall
 	if c == nil {
@@ -258,7 +267,7 @@ func (n *node) boundedReady(ctx context.Context) (natsStatus string, err error) 
 			cctx, cancel := context.WithTimeout(context.Background(), readyzTimeout)
 			defer cancel()
 			c.nats = n.nc.Status().String()
-			c.err = n.checkReady(cctx)
+			c.err = n.CheckReady(cctx)
 			n.readyMu.Lock()
 			n.readyCall = nil
 			n.readyMu.Unlock()
@@ -278,19 +287,19 @@ func (n *node) boundedReady(ctx context.Context) (natsStatus string, err error) 
 	}
 }
 
-func (n *node) checkReady(ctx context.Context) error {
-	if !n.nc.IsConnected() {
-		return errors.New("NATS is not connected")
-	}
+// Edge is the node's edge server; nil without the edge role.
+func (n *Node) Edge() *edge.Server { return n.edge }
+
+// CheckReady is the check of /readyz, bounded by nats.timeout.
+func (n *Node) CheckReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.NATS.Timeout)
 	defer cancel()
-	_, err := streams.Lookup(ctx, n.js, n.cfg.Stream.Name)
-	return err
+	return streams.Ready(ctx, n.js, n.cfg.Stream.Name)
 }
 
-// noteReady logs each change of readiness once, with the hint to apply the
+// NoteReady logs each change of readiness once, with the hint to apply the
 // stream when it is missing.
-func (n *node) noteReady(problem string) {
+func (n *Node) NoteReady(problem string) {
 	n.readyMu.Lock()
 	changed := n.lastReady != problem
 	n.lastReady = problem
@@ -305,11 +314,11 @@ func (n *node) noteReady(problem string) {
 	n.log.Warn("not ready", "err", problem, "hint", "create the stream with `herald streams apply --nats-url …` if it is missing")
 }
 
-// run serves on ln until ctx ends, then stops accepting and closes every
+// Run serves on ln until ctx ends, then stops accepting and closes every
 // WebSocket with 1001 in parallel, bounded by edge.shutdown_timeout, and
 // stops the engine's loop once every feed has closed (so the last device
 // positions are written). The caller then drains NATS.
-func (n *node) run(ctx context.Context, ln net.Listener) error {
+func (n *Node) Run(ctx context.Context, ln net.Listener) error {
 	ln, err := n.wrapTLS(ln)
 	if err != nil {
 		return err
@@ -353,7 +362,7 @@ func (n *node) run(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-func (n *node) shutdown(hs *http.Server) {
+func (n *Node) shutdown(hs *http.Server) {
 	n.log.Info("shutting down", "timeout", n.cfg.Edge.ShutdownTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Edge.ShutdownTimeout)
 	defer cancel()
@@ -449,9 +458,9 @@ func (e *errorRewriter) Write(b []byte) (int, error) {
 	return e.w.Write(b)
 }
 
-// baseURL is the URL a local client reaches a listener at: an unspecified
+// BaseURL is the URL a local client reaches a listener at: an unspecified
 // address (":8080", "0.0.0.0:8080") becomes 127.0.0.1.
-func baseURL(scheme string, addr net.Addr) string {
+func BaseURL(scheme string, addr net.Addr) string {
 	tcp, ok := addr.(*net.TCPAddr)
 	if !ok {
 		return scheme + "://" + addr.String()
@@ -461,48 +470,4 @@ func baseURL(scheme string, addr net.Addr) string {
 		host = tcp.IP.String()
 	}
 	return scheme + "://" + net.JoinHostPort(host, strconv.Itoa(tcp.Port))
-}
-
-// runRole is herald ingest and herald edge: one or both roles against an
-// external NATS, connecting (and reconnecting) forever. It does not create
-// the stream: /readyz answers 503 until `herald streams apply` has run.
-func (a *app) runRole(ctx context.Context, cfg config.Config, roles roleSet) error {
-	log := newLogger(cfg.Log, a.stderr).With("role", roles.String())
-	if err := preflight(&cfg, roles); err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("cmd: listen: %w", err)
-	}
-	defer ln.Close()
-	conn, err := connectNATS(&cfg, "herald-"+roles.String(), log, nil, nats.RetryOnFailedConnect(true))
-	if err != nil {
-		return err
-	}
-	defer conn.drain(cfg.Edge.ShutdownTimeout)
-	nc := conn.nc
-	n, err := newNode(cfg, nc, roles, log, newRegistry(roles.String()))
-	if err != nil {
-		return err
-	}
-	if nc.IsConnected() {
-		n.noteReady(errString(n.checkReady(ctx)))
-	} else {
-		log.Warn("NATS is not reachable yet; retrying", "url", cfg.NATS.ServerURL())
-	}
-	addr := baseURL(httpScheme(&cfg), ln.Addr())
-	log.Info("listening", "addr", addr, "delivery", cfg.Edge.Delivery)
-	fmt.Fprintf(a.stdout, "herald %s listening on %s\n", roles, addr)
-	if a.ready != nil {
-		a.ready(ln.Addr().String())
-	}
-	return n.run(ctx, ln)
-}
-
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
 }

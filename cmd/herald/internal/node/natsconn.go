@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"fmt"
@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/herald-push/herald/cmd/herald/internal/creds"
 	"github.com/herald-push/herald/config"
 	"github.com/herald-push/herald/streams"
 )
@@ -62,10 +63,10 @@ func connectOptions(n config.NATS, name string) []nats.Option {
 	return opts
 }
 
-// natsConn is a client connection plus what its callbacks learned: when it
+// Conn is a client connection plus what its callbacks learned: when it
 // closed and why the last (re)connect failed.
-type natsConn struct {
-	nc     *nats.Conn
+type Conn struct {
+	NC     *nats.Conn
 	closed chan struct{} // closed by the ClosedHandler
 	log    *slog.Logger
 
@@ -73,12 +74,12 @@ type natsConn struct {
 	last error
 }
 
-// connectNATS connects to cfg.NATS as name (with the service user serve
+// Connect connects to cfg.NATS as name (with the service user serve
 // generated in the data dir when no NATS credentials are configured), or
 // in-process to srv when it is not nil, logging connection changes (a failing reconnect once per
 // distinct error). extra options come last (nats.RetryOnFailedConnect).
-func connectNATS(cfg *config.Config, name string, log *slog.Logger, srv *server.Server, extra ...nats.Option) (*natsConn, error) {
-	c := &natsConn{closed: make(chan struct{}), log: log.With("component", "nats")}
+func Connect(cfg *config.Config, name string, log *slog.Logger, srv *server.Server, extra ...nats.Option) (*Conn, error) {
+	c := &Conn{closed: make(chan struct{}), log: log.With("component", "nats")}
 	var once sync.Once
 	where := func(nc *nats.Conn) string {
 		if srv != nil {
@@ -88,7 +89,7 @@ func connectNATS(cfg *config.Config, name string, log *slog.Logger, srv *server.
 	}
 	if srv == nil {
 		c := *cfg
-		natsAuthFromDataDir(&c, false)
+		creds.NATSAuthFromDataDir(&c, false)
 		cfg = &c
 	}
 	opts := append(connectOptions(cfg.NATS, name),
@@ -124,13 +125,13 @@ func connectNATS(cfg *config.Config, name string, log *slog.Logger, srv *server.
 	if err != nil {
 		return nil, fmt.Errorf("cmd: connect nats %s: %w", cfg.NATS.ServerURL(), err)
 	}
-	c.nc = nc
+	c.NC = nc
 	return c, nil
 }
 
 // setLast records the last connect error and reports whether it differs
 // from the previous one.
-func (c *natsConn) setLast(err error) bool {
+func (c *Conn) setLast(err error) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	changed := fmt.Sprint(err) != fmt.Sprint(c.last)
@@ -138,21 +139,21 @@ func (c *natsConn) setLast(err error) bool {
 	return changed
 }
 
-// lastError is why the last connect attempt failed, nil once connected.
-func (c *natsConn) lastError() error {
+// LastError is why the last connect attempt failed, nil once connected.
+func (c *Conn) LastError() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.last
 }
 
-// drain drains the connection (pending publishes and subscriptions finish)
+// Drain drains the connection (pending publishes and subscriptions finish)
 // and waits until it is closed or timeout passes, then closes it.
-func (c *natsConn) drain(timeout time.Duration) {
-	if c.nc.IsClosed() {
+func (c *Conn) Drain(timeout time.Duration) {
+	if c.NC.IsClosed() {
 		return
 	}
-	if err := c.nc.Drain(); err != nil {
-		c.nc.Close()
+	if err := c.NC.Drain(); err != nil {
+		c.NC.Close()
 		return
 	}
 	t := time.NewTimer(timeout)
@@ -161,6 +162,6 @@ func (c *natsConn) drain(timeout time.Duration) {
 	case <-c.closed:
 	case <-t.C:
 		c.log.Warn("drain timed out; closing", "timeout", timeout)
-		c.nc.Close()
+		c.NC.Close()
 	}
 }

@@ -1,4 +1,4 @@
-package ingest
+package streams
 
 import (
 	"crypto/rand"
@@ -14,21 +14,24 @@ const idLen = 26
 // the ASCII order, so ids sort like the numbers they encode.
 const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
-// idGen makes ULID-shaped ids: a 48-bit Unix millisecond timestamp followed
+// IDGen makes ULID-shaped ids: a 48-bit Unix millisecond timestamp followed
 // by 80 random bits, 26 characters. Ids from one generator are strictly
 // increasing: within a millisecond (or if the clock steps back) the random
 // part is incremented instead of drawn again. Safe for concurrent use.
-type idGen struct {
+type IDGen struct {
 	mu     sync.Mutex
 	lastMS uint64
 	hi     uint16 // top 16 of the 80 random bits
 	lo     uint64 // low 64 of the 80 random bits
 }
 
-func newIDGen() *idGen { return &idGen{} }
+// NewIDGen returns a generator: ingest's, for the ids it assigns, and
+// herald publish --nats's, so that a message has the same kind of id
+// whichever way it came in.
+func NewIDGen() *IDGen { return &IDGen{} }
 
-// next returns a new id for time t.
-func (g *idGen) next(t time.Time) string {
+// Next returns a new id for time t.
+func (g *IDGen) Next(t time.Time) string {
 	ms := uint64(t.UnixMilli()) & (1<<48 - 1)
 	g.mu.Lock()
 	if ms <= g.lastMS {

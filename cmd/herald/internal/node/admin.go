@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -18,17 +18,17 @@ import (
 	"github.com/herald-push/herald/config"
 )
 
-// httpScheme is the scheme of the HTTP listener: https when
+// HTTPScheme is the scheme of the HTTP listener: https when
 // http.tls_cert is set.
-func httpScheme(c *config.Config) string {
+func HTTPScheme(c *config.Config) string {
 	if c.HTTP.TLSCert != "" {
 		return "https"
 	}
 	return "http"
 }
 
-// wsScheme is the scheme of the WebSocket endpoint.
-func wsScheme(c *config.Config) string {
+// WSScheme is the scheme of the WebSocket endpoint.
+func WSScheme(c *config.Config) string {
 	if c.HTTP.TLSCert != "" {
 		return "wss"
 	}
@@ -38,7 +38,7 @@ func wsScheme(c *config.Config) string {
 // wrapTLS returns ln serving TLS with http.tls_cert and http.tls_key, or ln
 // itself when they are not set. A bad pair is an error before anything
 // starts.
-func (n *node) wrapTLS(ln net.Listener) (net.Listener, error) {
+func (n *Node) wrapTLS(ln net.Listener) (net.Listener, error) {
 	if n.cfg.HTTP.TLSCert == "" {
 		return ln, nil
 	}
@@ -63,7 +63,7 @@ type adminServer struct {
 }
 
 // listenAdmin opens the admin listener; nil when http.admin_listen is off.
-func (n *node) listenAdmin() (*adminServer, error) {
+func (n *Node) listenAdmin() (*adminServer, error) {
 	if n.cfg.HTTP.AdminListen == "" {
 		return nil, nil
 	}
