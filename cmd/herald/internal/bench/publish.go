@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/herald-push/herald/streams"
@@ -150,9 +149,7 @@ func (r *Runner) publishNATS(ctx context.Context, user, run string, i int, pad s
 	if err != nil {
 		return fmt.Errorf("bench: publish: %w", err)
 	}
-	msg := nats.NewMsg(streams.Subjects{Prefix: r.t.Prefix}.User(user))
-	msg.Data = payload
-	msg.Header.Set(jetstream.MsgIDHeader, streams.MsgID(user, e.ID))
+	msg := streams.Subjects{Prefix: r.t.Prefix}.NewMsg(user, e.ID, payload, streams.Lifecycle{})
 	var opts []jetstream.PublishOpt
 	if r.t.Stream != "" {
 		opts = append(opts, jetstream.WithExpectStream(r.t.Stream))
