@@ -99,7 +99,8 @@ func BenchmarkSessionWrite(b *testing.B) {
 		c := newWSConn(ss, conn, nil, wsOptions{
 			writeTimeout: 10 * time.Second, pingInterval: time.Minute, idleTimeout: time.Minute, maxFrameBytes: 4096,
 		})
-		c.run(time.Time{})
+		c.start(time.Time{})
+		c.readLoop(c.finish)
 	}))
 	defer hs.Close()
 	feed = &benchFeed{payload: payload, n: uint64(b.N), window: 256, at: time.Now()}
