@@ -37,12 +37,14 @@
 // which Open starts and Close stops and waits for: it waits on the pull
 // consumer and hands each message over a channel that holds a window.
 //
-// Acks across edges (control.go): with Options.Control, a Server publishes
-// every ack frame and POST /v1/ack on the user's control subject and
-// subscribes to it while it holds a session of the user, so an ack reaches
-// the device's sessions on every edge. One goroutine, started by New and
-// waited for by Shutdown, publishes the queued acks and applies the
-// received ones; sessions never wait for it.
+// Acks across edges (ctl.go): with JetStream, a Server publishes each
+// POST /v1/ack, and the ack frames coalesced per 100 ms (the first at once,
+// the highest of each device at the end of the period), on the user's
+// control subject, and subscribes to it while it holds a session of the
+// user, so an ack reaches the device's sessions on every edge. The
+// coalescing goroutine runs only while acks come (shareAcks, counted in the
+// Server's wait group, which Shutdown waits for); the control dispatcher
+// applies the received ones; sessions never wait for either.
 //
 // Concurrency contract: a Server is safe for concurrent use. The HTTP
 // handler registers the session in the Server's wait group; Shutdown waits
