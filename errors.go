@@ -173,6 +173,13 @@ func AsError(err error) *Error {
 // when set). An error that is not an *Error is logged at error level (when
 // log is not nil) and rendered as a generic 500 without details.
 func WriteError(w http.ResponseWriter, log *slog.Logger, err error) {
+	e, status := prepareError(w, log, err)
+	WriteJSON(w, status, ErrorBody{Error: ErrorDetail{Code: e.Code, Message: e.Message}})
+}
+
+// prepareError is what every rendering of an error does first: it logs an
+// internal one, sets Retry-After, and returns the *Error with its status.
+func prepareError(w http.ResponseWriter, log *slog.Logger, err error) (*Error, int) {
 	e := AsError(err)
 	if e.Code == Internal && log != nil {
 		log.Error("internal error", "err", err)
@@ -184,7 +191,7 @@ func WriteError(w http.ResponseWriter, log *slog.Logger, err error) {
 	if e.Status != 0 {
 		status = e.Status
 	}
-	WriteJSON(w, status, ErrorBody{Error: ErrorDetail{Code: e.Code, Message: e.Message}})
+	return e, status
 }
 
 // WriteJSON writes v as JSON with status.

@@ -292,17 +292,7 @@ type NtfyErrorBody struct {
 // unauthorized request is 40101, as ntfy's clients expect). Statuses,
 // Retry-After and the logging of internal errors are those of WriteError.
 func WriteNtfyError(w http.ResponseWriter, log *slog.Logger, err error) {
-	e := AsError(err)
-	if e.Code == Internal && log != nil {
-		log.Error("internal error", "err", err)
-	}
-	if e.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
-	}
-	status := e.Code.Status()
-	if e.Status != 0 {
-		status = e.Status
-	}
+	e, status := prepareError(w, log, err)
 	code := status * 100
 	var ne *NtfyError
 	switch {

@@ -249,6 +249,12 @@ func (c *Handler) ntfyTopic(w http.ResponseWriter, r *http.Request) error {
 	if err := c.ntfyAdmit(r); err != nil {
 		return err
 	}
+	return c.ntfyPublishBody(w, r, topic, "")
+}
+
+// ntfyPublishBody reads the body and the parameters of an admitted publish
+// to topic, with sequence id sid when the path gave one, and publishes it.
+func (c *Handler) ntfyPublishBody(w http.ResponseWriter, r *http.Request, topic, sid string) error {
 	body, err := c.readBody(w, r)
 	if err != nil {
 		return err
@@ -256,6 +262,9 @@ func (c *Handler) ntfyTopic(w http.ResponseWriter, r *http.Request) error {
 	n, err := fromParams(r, topic, body)
 	if err != nil {
 		return err
+	}
+	if sid != "" {
+		n.sequenceID = sid
 	}
 	return c.ntfyPublish(w, r.Context(), n)
 }
@@ -302,16 +311,7 @@ func (c *Handler) ntfySequence(w http.ResponseWriter, r *http.Request) error {
 		herald.WriteJSON(w, http.StatusOK, herald.NtfyMessageOf(env, topic))
 		return nil
 	}
-	body, err := c.readBody(w, r)
-	if err != nil {
-		return err
-	}
-	n, err := fromParams(r, topic, body)
-	if err != nil {
-		return err
-	}
-	n.sequenceID = sid
-	return c.ntfyPublish(w, r.Context(), n)
+	return c.ntfyPublishBody(w, r, topic, sid)
 }
 
 // ntfyAdmit checks the producer key of an ntfy request: Authorization as
