@@ -138,3 +138,25 @@ func TestHTTPTimeoutsAndSyncInterval(t *testing.T) {
 		}
 	}
 }
+
+// TestGetSet: Get gives each setting in the form Set takes back.
+func TestGetSet(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	c.Edge.AllowedOrigins = []string{"https://a.example", "https://b.example"}
+	for _, p := range Paths() {
+		v := c.Get(p)
+		d := Default()
+		d.Edge.AllowedOrigins = nil
+		if err := d.Set(p, v); err != nil && v != "" {
+			t.Errorf("Set(%q, Get = %q): %v", p, v, err)
+			continue
+		}
+		if got := d.Get(p); got != v && v != "" {
+			t.Errorf("%s: Get %q, after Set %q", p, v, got)
+		}
+	}
+	if c.Get("nope") != "" || c.Get("edge.ack_wait") != "30s" {
+		t.Errorf("Get(nope) = %q, Get(edge.ack_wait) = %q", c.Get("nope"), c.Get("edge.ack_wait"))
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -98,14 +99,12 @@ func Paths() []string {
 	return out
 }
 
-// Set assigns the string form of a value to the field at a YAML path.
-// Durations use Go syntax ("30s"), lists are comma-separated, maps are
-// comma-separated key=value pairs.
-func (c *Config) Set(path, value string) error {
+// field returns the field at a YAML path, settable.
+func (c *Config) field(path string) (reflect.Value, error) {
 	v := reflect.ValueOf(c).Elem()
 	for _, part := range strings.Split(path, ".") {
 		if v.Kind() != reflect.Struct {
-			return fmt.Errorf("config: unknown setting %q", path)
+			return v, fmt.Errorf("config: unknown setting %q", path)
 		}
 		found := false
 		for i := 0; i < v.NumField(); i++ {
@@ -115,8 +114,46 @@ func (c *Config) Set(path, value string) error {
 			}
 		}
 		if !found {
-			return fmt.Errorf("config: unknown setting %q", path)
+			return v, fmt.Errorf("config: unknown setting %q", path)
 		}
+	}
+	return v, nil
+}
+
+// Get returns the value at a YAML path in the form Set takes (a duration in
+// Go syntax, a list comma-separated, a map key=value pairs); "" for an unknown path.
+func (c *Config) Get(path string) string {
+	v, err := c.field(path)
+	if err != nil {
+		return ""
+	}
+	switch {
+	case v.Type() == reflect.TypeOf(time.Duration(0)):
+		return time.Duration(v.Int()).String()
+	case v.Kind() == reflect.Slice:
+		parts := make([]string, v.Len())
+		for i := range parts {
+			parts[i] = fmt.Sprint(v.Index(i).Interface())
+		}
+		return strings.Join(parts, ",")
+	case v.Kind() == reflect.Map:
+		parts := make([]string, 0, v.Len())
+		for _, k := range v.MapKeys() {
+			parts = append(parts, fmt.Sprint(k.Interface())+"="+fmt.Sprint(v.MapIndex(k).Interface()))
+		}
+		slices.Sort(parts)
+		return strings.Join(parts, ",")
+	}
+	return fmt.Sprint(v.Interface())
+}
+
+// Set assigns the string form of a value to the field at a YAML path.
+// Durations use Go syntax ("30s"), lists are comma-separated, maps are
+// comma-separated key=value pairs.
+func (c *Config) Set(path, value string) error {
+	v, err := c.field(path)
+	if err != nil {
+		return err
 	}
 	bad := func(err error) error {
 		return &FieldError{Path: path, Value: value, Msg: err.Error()}

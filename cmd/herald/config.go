@@ -47,34 +47,9 @@ func addConfigFlags(root *cobra.Command) {
 	pf.String("config", "", "YAML configuration `file`")
 	def := config.Default()
 	for _, f := range configFlags() {
-		pf.String(f.name, defaultString(&def, f.path), f.usage)
+		pf.String(f.name, def.Get(f.path), f.usage)
 	}
 	pf.StringArray("set", nil, "set any configuration path (`path=value`, repeatable), e.g. --set edge.ack_wait=10s")
-}
-
-// defaultString renders the default of a path for --help.
-func defaultString(c *config.Config, path string) string {
-	switch path {
-	case "listen":
-		return c.Listen
-	case "data_dir":
-		return c.DataDir
-	case "nats.url":
-		return c.NATS.URL
-	case "nats.embedded_listen":
-		return c.NATS.Embedded
-	case "edge.delivery":
-		return c.Edge.Delivery
-	case "edge.new_device_backlog":
-		return fmt.Sprint(c.Edge.NewDeviceBacklog)
-	case "stream.replicas":
-		return fmt.Sprint(c.Stream.Replicas)
-	case "log.level":
-		return c.Log.Level
-	case "log.format":
-		return c.Log.Format
-	}
-	return ""
 }
 
 // loadConfig builds the configuration of a command: Default(), then the

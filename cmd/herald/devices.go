@@ -1,14 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -16,7 +11,7 @@ import (
 
 	"github.com/herald-push/herald"
 	"github.com/herald-push/herald/cmd/herald/internal/creds"
-	"github.com/herald-push/herald/config"
+	"github.com/herald-push/herald/ingest/client"
 	"github.com/herald-push/herald/streams"
 )
 
@@ -54,13 +49,18 @@ generated in <data-dir>/credentials.json), or with the user's client token
 					}
 				}
 			}
-			st, raw, err := fetchDevices(cmd.Context(), &cfg, baseURL, user, cred)
+			c, err := client.New(client.Options{URL: baseURL, Credential: cred})
 			if err != nil {
-				return err
+				return fmt.Errorf("cmd: devices: %w", err)
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 2*cfg.NATS.Timeout)
+			defer cancel()
+			st, err := c.Devices(ctx, user)
+			if err != nil {
+				return fmt.Errorf("cmd: %w", err)
 			}
 			if asJSON {
-				_, err := fmt.Fprintln(a.stdout, string(bytes.TrimSpace(raw)))
-				return err
+				return a.printJSON(st)
 			}
 			return printDevices(a.stdout, st, time.Now())
 		},
@@ -73,38 +73,6 @@ generated in <data-dir>/credentials.json), or with the user's client token
 	fl.BoolVar(&asJSON, "json", false, "print the answer as JSON")
 	_ = cmd.MarkFlagRequired("user")
 	return cmd
-}
-
-func fetchDevices(ctx context.Context, cfg *config.Config, baseURL, user, cred string) (herald.Devices, []byte, error) {
-	var st herald.Devices
-	u := strings.TrimRight(baseURL, "/") + "/v1/users/" + url.PathEscape(user) + "/devices"
-	ctx, cancel := context.WithTimeout(ctx, 2*cfg.NATS.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return st, nil, fmt.Errorf("cmd: devices: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+cred)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return st, nil, fmt.Errorf("cmd: devices: %w", err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return st, nil, fmt.Errorf("cmd: devices: read answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var eb herald.ErrorBody
-		if json.Unmarshal(raw, &eb) == nil && eb.Error.Code != "" {
-			return st, nil, fmt.Errorf("cmd: devices: %s: %s: %s", resp.Status, eb.Error.Code, eb.Error.Message)
-		}
-		return st, nil, fmt.Errorf("cmd: devices: %s: %s", resp.Status, bytes.TrimSpace(raw))
-	}
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return st, nil, fmt.Errorf("cmd: devices: answer: %w", err)
-	}
-	return st, raw, nil
 }
 
 // printDevices writes the status as a table, last seen relative to now.

@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -74,58 +72,11 @@ func (a *app) doctor(ctx context.Context, cfg config.Config, wait time.Duration,
 		if err := writeJSON(a.stdout, rep); err != nil {
 			return fmt.Errorf("cmd: doctor: %w", err)
 		}
-	} else if err := printDoctor(a.stdout, rep); err != nil {
+	} else if err := rep.WriteText(a.stdout); err != nil {
 		return fmt.Errorf("cmd: doctor: %w", err)
 	}
 	if n := len(rep.Problems); n > 0 {
 		return fmt.Errorf("cmd: doctor: %d problem(s): %s", n, strings.Join(rep.Problems, "; "))
 	}
 	return nil
-}
-
-func printDoctor(w io.Writer, rep *streams.Health) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	cluster := rep.Cluster
-	if cluster == "" {
-		cluster = "(standalone)"
-	}
-	fmt.Fprintf(tw, "connected\t%s (server %s, cluster %s)\n", rep.URL, orNone(rep.Server), cluster)
-	fmt.Fprintf(tw, "known servers\t%s\n", strings.Join(rep.Known, ", "))
-	if a := rep.Account; a != nil {
-		fmt.Fprintf(tw, "jetstream\t%d streams, %d consumers, store %d bytes, memory %d bytes, API %d calls (%d errors)\n",
-			a.Streams, a.Consumers, a.Store, a.Memory, a.APITotal, a.APIErrors)
-	}
-	for _, s := range rep.Streams {
-		fmt.Fprintf(tw, "\nstream\t%s (%s)\n", s.Name, s.Role)
-		if s.Error != "" {
-			fmt.Fprintf(tw, "  error\t%s\n", s.Error)
-			continue
-		}
-		fmt.Fprintf(tw, "  replicas\t%d\n", s.Replicas)
-		fmt.Fprintf(tw, "  leader\t%s\n", orNone(s.Leader))
-		fmt.Fprintf(tw, "  messages\t%d (last seq %d)\n", s.Messages, s.LastSeq)
-		for _, p := range s.Peers {
-			switch {
-			case p.Leader:
-				fmt.Fprintf(tw, "  peer\t%s: leader\n", p.Name)
-			case p.State == streams.ReplicaOffline:
-				fmt.Fprintf(tw, "  peer\t%s: offline, lag %d, %s\n", p.Name, p.Lag, streams.Unheard(p.Active))
-			default:
-				fmt.Fprintf(tw, "  peer\t%s: %s, lag %d, active %v ago\n", p.Name, p.State, p.Lag, p.Active.Round(time.Millisecond))
-			}
-		}
-	}
-	fmt.Fprintf(tw, "\nservers\n")
-	for _, sv := range rep.Servers {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", sv.Name, sv.Status, strings.Join(sv.Roles, ", "))
-	}
-	if len(rep.Problems) == 0 {
-		fmt.Fprintf(tw, "\nno problems found\n")
-	} else {
-		fmt.Fprintf(tw, "\nproblems\n")
-		for _, p := range rep.Problems {
-			fmt.Fprintf(tw, "  - %s\n", p)
-		}
-	}
-	return tw.Flush()
 }

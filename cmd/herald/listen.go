@@ -156,15 +156,7 @@ func (l *listener) client() (*client.Client, error) {
 }
 
 func (l *listener) run(ctx context.Context, c *client.Client) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errc := make(chan error, 1)
-	go func() { errc <- c.Run(ctx) }()
-	var printErr error
-	for m := range c.Messages() {
-		if printErr != nil {
-			continue // Run is stopping; Messages closes when it has
-		}
+	err := c.Each(ctx, func(m client.Message) error {
 		text := m.Body
 		if text == "" && len(m.Data) > 0 {
 			text = string(m.Data)
@@ -173,17 +165,12 @@ func (l *listener) run(ctx context.Context, c *client.Client) error {
 		if m.Op != "" {
 			line += "\t" + m.Op + " " + m.Ref
 		}
-		if err := l.println(line); err != nil {
-			printErr = fmt.Errorf("cmd: listen: print: %w", err)
-			cancel()
-			continue
-		}
-		m.Done()
-	}
-	if err := <-errc; err != nil {
+		return l.println(line)
+	})
+	if err != nil {
 		return fmt.Errorf("cmd: listen: %w", err)
 	}
-	return printErr
+	return nil
 }
 
 // event prints read events; on the client's goroutine.

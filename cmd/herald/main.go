@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -44,6 +45,16 @@ type app struct {
 	// ready, when set, is called by serve, ingest and edge with the bound
 	// HTTP address once they accept requests.
 	ready func(addr string)
+}
+
+// printJSON writes v to stdout as one line of JSON.
+func (a *app) printJSON(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("cmd: print: %w", err)
+	}
+	_, err = fmt.Fprintln(a.stdout, string(b))
+	return err
 }
 
 // newRootCmd builds the whole command tree.

@@ -1,14 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -19,6 +14,7 @@ import (
 	"github.com/herald-push/herald/cmd/herald/internal/creds"
 	"github.com/herald-push/herald/cmd/herald/internal/node"
 	"github.com/herald-push/herald/config"
+	"github.com/herald-push/herald/ingest/client"
 	"github.com/herald-push/herald/streams"
 )
 
@@ -100,34 +96,32 @@ a retraction (which needs no body).`,
 	return cmd
 }
 
-// lifecycle checks the lifecycle flags and returns what --nats writes.
-func (f *publishFlags) lifecycle(now time.Time) (streams.Lifecycle, error) {
-	var lc streams.Lifecycle
+// lifecycle checks the lifecycle flags and returns what --nats writes, and
+// the --delay, which the HTTP path sends as such (it runs from ingest's
+// clock).
+func (f *publishFlags) lifecycle(now time.Time) (lc streams.Lifecycle, delay time.Duration, err error) {
 	if f.ttl != "" {
-		d, err := herald.ParseDuration(f.ttl)
-		if err != nil {
-			return lc, fmt.Errorf("--ttl: %w", err)
+		if lc.TTL, err = herald.ParseDuration(f.ttl); err != nil {
+			return lc, 0, fmt.Errorf("--ttl: %w", err)
 		}
-		lc.TTL = d
 	}
 	switch {
 	case f.at != "":
 		t, err := time.Parse(time.RFC3339, f.at)
 		if err != nil {
-			return lc, fmt.Errorf("--at: %q is not an RFC 3339 time like 2026-11-23T10:00:00Z", f.at)
+			return lc, 0, fmt.Errorf("--at: %q is not an RFC 3339 time like 2026-11-23T10:00:00Z", f.at)
 		}
 		lc.DeliverAt = t.UTC()
 	case f.delay != "":
-		d, err := herald.ParseDuration(f.delay)
-		if err != nil {
-			return lc, fmt.Errorf("--delay: %w", err)
+		if delay, err = herald.ParseDuration(f.delay); err != nil {
+			return lc, 0, fmt.Errorf("--delay: %w", err)
 		}
-		lc.DeliverAt = now.Add(d)
+		lc.DeliverAt = now.Add(delay)
 	}
 	if !lc.DeliverAt.IsZero() && !lc.DeliverAt.After(now) {
-		return lc, fmt.Errorf("--at %s is not in the future", lc.DeliverAt.Format(time.RFC3339))
+		return lc, 0, fmt.Errorf("--at %s is not in the future", lc.DeliverAt.Format(time.RFC3339))
 	}
-	return lc, nil
+	return lc, delay, nil
 }
 
 // envelope builds and validates the message of f.
@@ -166,65 +160,25 @@ func (a *app) publishHTTP(ctx context.Context, cfg *config.Config, f *publishFla
 			return err
 		}
 	}
-	if _, err := f.lifecycle(time.Now()); err != nil {
-		return fmt.Errorf("cmd: publish: %w", err)
-	}
-	body, err := json.Marshal(struct {
-		Title     string          `json:"title,omitempty"`
-		Body      string          `json:"body,omitempty"`
-		Priority  *int            `json:"priority,omitempty"`
-		Tags      []string        `json:"tags,omitempty"`
-		Data      json.RawMessage `json:"data,omitempty"`
-		Ref       string          `json:"ref,omitempty"`
-		Op        string          `json:"op,omitempty"`
-		TTL       string          `json:"ttl,omitempty"`
-		DeliverAt string          `json:"deliver_at,omitempty"`
-		Delay     string          `json:"delay,omitempty"`
-	}{e.Title, e.Body, e.Priority, e.Tags, e.Data, e.Ref, e.Op, f.ttl, f.at, f.delay})
+	lc, delay, err := f.lifecycle(time.Now())
 	if err != nil {
 		return fmt.Errorf("cmd: publish: %w", err)
 	}
-	u := strings.TrimRight(f.url, "/") + "/v1/users/" + url.PathEscape(f.user) + "/messages"
+	m := client.Message{Title: e.Title, Body: e.Body, Priority: e.Priority, Tags: e.Tags, Data: e.Data, Ref: e.Ref, Op: e.Op, TTL: lc.TTL, Delay: delay, IdempotencyKey: f.id}
+	if delay == 0 {
+		m.DeliverAt = lc.DeliverAt
+	}
+	c, err := client.New(client.Options{URL: f.url, Credential: key})
+	if err != nil {
+		return fmt.Errorf("cmd: publish: %w", err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Ingest.PublishTimeout+cfg.NATS.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	res, err := c.Publish(ctx, f.user, m)
 	if err != nil {
-		return fmt.Errorf("cmd: publish: %w", err)
+		return fmt.Errorf("cmd: %w", err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+key)
-	if f.id != "" {
-		req.Header.Set("Idempotency-Key", f.id)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("cmd: publish: %w", err)
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return fmt.Errorf("cmd: publish: read answer: %w", err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var eb herald.ErrorBody
-		if json.Unmarshal(out, &eb) == nil && eb.Error.Code != "" {
-			return fmt.Errorf("cmd: publish: %s: %s: %s", resp.Status, eb.Error.Code, eb.Error.Message)
-		}
-		return fmt.Errorf("cmd: publish: %s: %s", resp.Status, bytes.TrimSpace(out))
-	}
-	_, err = fmt.Fprintln(a.stdout, string(bytes.TrimSpace(out)))
-	return err
-}
-
-// natsPublished is what publish --nats prints, shaped like ingest's answer:
-// a scheduled message has deliver_at and no seq (nor user and time).
-type natsPublished struct {
-	ID        string     `json:"id"`
-	Seq       uint64     `json:"seq,omitempty"`
-	User      string     `json:"user,omitempty"`
-	Time      *time.Time `json:"time,omitempty"`
-	DeliverAt *time.Time `json:"deliver_at,omitempty"`
-	Duplicate bool       `json:"duplicate,omitempty"`
+	return a.printJSON(res)
 }
 
 func (a *app) publishNATS(ctx context.Context, cfg *config.Config, f *publishFlags) error {
@@ -232,36 +186,14 @@ func (a *app) publishNATS(ctx context.Context, cfg *config.Config, f *publishFla
 	if err != nil {
 		return fmt.Errorf("cmd: publish: %w", err)
 	}
-	now := time.Now().UTC().Truncate(time.Millisecond)
-	lc, err := f.lifecycle(now)
+	e.Time = time.Now().UTC().Truncate(time.Millisecond)
+	lc, _, err := f.lifecycle(e.Time)
 	if err != nil {
 		return fmt.Errorf("cmd: publish: %w", err)
 	}
-	// The checks ingest makes: the stream would remove the message (or
-	// the schedule) by its max age first.
-	if maxAge := cfg.Stream.MaxAge; maxAge > 0 {
-		switch {
-		case lc.TTL > maxAge:
-			return fmt.Errorf("cmd: publish: --ttl %v is longer than stream.max_age %v", lc.TTL, maxAge)
-		case lc.DeliverAt.Sub(now) > maxAge:
-			return fmt.Errorf("cmd: publish: the delivery time is further ahead than stream.max_age %v", maxAge)
-		}
-	}
-	if lc.TTL > 0 && lc.TTL < time.Second {
-		return fmt.Errorf("cmd: publish: --ttl %v is under the minimum of 1s", lc.TTL)
-	}
-	lc.DeliverAt = lc.DeliverAt.Truncate(time.Millisecond)
-	e.Time = now
-	lc.Stamp(&e)
-	if e.ID == "" {
-		e.ID = streams.NewIDGen().Next(now)
-	}
-	payload, err := e.Encode()
+	w, err := streams.NewWrite(cfg.Stream, e, lc, cfg.Ingest.MaxMessageBytes)
 	if err != nil {
 		return fmt.Errorf("cmd: publish: %w", err)
-	}
-	if len(payload) > cfg.Ingest.MaxMessageBytes {
-		return fmt.Errorf("cmd: publish: the envelope is %d bytes, over ingest.max_message_bytes %d", len(payload), cfg.Ingest.MaxMessageBytes)
 	}
 	log := newLogger(cfg.Log, a.stderr)
 	// With no NATS credentials configured, the producer user serve
@@ -276,21 +208,11 @@ func (a *app) publishNATS(ctx context.Context, cfg *config.Config, f *publishFla
 	if err != nil {
 		return fmt.Errorf("cmd: jetstream: %w", err)
 	}
-	msg := streams.Subjects{Prefix: cfg.Stream.Prefix}.NewMsg(e.User, e.ID, payload, lc)
 	ctx, cancel := context.WithTimeout(ctx, cfg.Ingest.PublishTimeout)
 	defer cancel()
-	ack, err := js.PublishMsg(ctx, msg, jetstream.WithExpectStream(cfg.Stream.Name))
+	res, err := w.Publish(ctx, js)
 	if err != nil {
-		return fmt.Errorf("cmd: publish: %w", err)
+		return fmt.Errorf("cmd: %w", err)
 	}
-	answer := natsPublished{ID: e.ID, Seq: ack.Sequence, User: e.User, Time: &e.Time, Duplicate: ack.Duplicate}
-	if !lc.DeliverAt.IsZero() {
-		answer = natsPublished{ID: e.ID, DeliverAt: &e.Time, Duplicate: ack.Duplicate}
-	}
-	out, err := json.Marshal(answer)
-	if err != nil {
-		return fmt.Errorf("cmd: publish: %w", err)
-	}
-	_, err = fmt.Fprintln(a.stdout, string(out))
-	return err
+	return a.printJSON(res)
 }

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
 	"github.com/herald-push/herald/cmd/herald/internal/creds"
@@ -199,48 +198,16 @@ func orRedacted(secret string) string {
 	return secret
 }
 
-// runRole is herald ingest and herald edge: one or both roles against an
-// external NATS, connecting (and reconnecting) forever. It does not create
-// the stream: /readyz answers 503 until `herald streams apply` has run.
+// runRole is herald ingest and herald edge (node.RunRoles), printing
+// where it listens.
 func (a *app) runRole(ctx context.Context, cfg config.Config, roles node.Roles) error {
 	log := newLogger(cfg.Log, a.stderr).With("role", roles.String())
-	if err := node.Preflight(&cfg, roles); err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("cmd: listen: %w", err)
-	}
-	defer ln.Close()
-	conn, err := node.Connect(&cfg, "herald-"+roles.String(), log, nil, nats.RetryOnFailedConnect(true))
-	if err != nil {
-		return err
-	}
-	defer conn.Drain(cfg.Edge.ShutdownTimeout)
-	nc := conn.NC
-	n, err := node.New(cfg, nc, roles, log, node.NewRegistry(roles.String(), versionString()))
-	if err != nil {
-		return err
-	}
-	if nc.IsConnected() {
-		n.NoteReady(errString(n.CheckReady(ctx)))
-	} else {
-		log.Warn("NATS is not reachable yet; retrying", "url", cfg.NATS.ServerURL())
-	}
-	addr := node.BaseURL(node.HTTPScheme(&cfg), ln.Addr())
-	log.Info("listening", "addr", addr, "delivery", cfg.Edge.Delivery)
-	fmt.Fprintf(a.stdout, "herald %s listening on %s\n", roles, addr)
-	if a.ready != nil {
-		a.ready(ln.Addr().String())
-	}
-	return n.Run(ctx, ln)
-}
-
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
+	return node.RunRoles(ctx, cfg, roles, versionString(), log, func(ln net.Addr, url string) {
+		fmt.Fprintf(a.stdout, "herald %s listening on %s\n", roles, url)
+		if a.ready != nil {
+			a.ready(ln.String())
+		}
+	})
 }
 
 // printNATSProducer prints the producer user of serve's embedded NATS

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -106,7 +104,7 @@ func (a *app) streamsApply(ctx context.Context, cfg config.Config, wait time.Dur
 		return fmt.Errorf("cmd: streams apply: %w", err)
 	}
 	fmt.Fprintf(a.stdout, "stream %s applied\n", info.Config.Name)
-	if err := printStreamConfig(a.stdout, &info.Config); err != nil {
+	if err := streams.WriteConfigText(a.stdout, &info.Config); err != nil {
 		return err
 	}
 	fmt.Fprintln(a.stdout, "  note: message TTLs and message schedules (and the roll-ups schedules need) are on;\n"+
@@ -114,32 +112,6 @@ func (a *app) streamsApply(ctx context.Context, cfg config.Config, wait time.Dur
 		"  recreating it, which loses its messages, does")
 	fmt.Fprintf(a.stdout, "device positions bucket %s applied (device positions and read positions; TTL = edge.device_ttl %v)\n", bucket, cfg.Edge.DeviceTTL)
 	return nil
-}
-
-func printStreamConfig(w io.Writer, c *jetstream.StreamConfig) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "  subjects\t%s\n", strings.Join(c.Subjects, ", "))
-	fmt.Fprintf(tw, "  replicas\t%d\n", c.Replicas)
-	fmt.Fprintf(tw, "  storage\t%s\n", c.Storage)
-	fmt.Fprintf(tw, "  max age\t%s\n", unlimited(int64(c.MaxAge), c.MaxAge.String()))
-	fmt.Fprintf(tw, "  max msgs per user\t%s\n", unlimited(c.MaxMsgsPerSubject, fmt.Sprint(c.MaxMsgsPerSubject)))
-	fmt.Fprintf(tw, "  max bytes\t%s\n", unlimited(c.MaxBytes, fmt.Sprint(c.MaxBytes)))
-	fmt.Fprintf(tw, "  duplicate window\t%s\n", c.Duplicates)
-	fmt.Fprintf(tw, "  max consumers\t%s\n", unlimited(int64(c.MaxConsumers), fmt.Sprint(c.MaxConsumers)))
-	fmt.Fprintf(tw, "  direct get\t%v\n", c.AllowDirect)
-	fmt.Fprintf(tw, "  message TTLs\t%v\n", c.AllowMsgTTL)
-	fmt.Fprintf(tw, "  message schedules\t%v\n", c.AllowMsgSchedules)
-	if c.RePublish != nil {
-		fmt.Fprintf(tw, "  republish\t%s -> %s\n", c.RePublish.Source, c.RePublish.Destination)
-	}
-	return tw.Flush()
-}
-
-func unlimited(n int64, s string) string {
-	if n <= 0 {
-		return "unlimited"
-	}
-	return s
 }
 
 func (a *app) streamsInfo(ctx context.Context, cfg config.Config, wait time.Duration, asJSON bool) error {
@@ -165,7 +137,7 @@ func (a *app) streamsInfo(ctx context.Context, cfg config.Config, wait time.Dura
 		}
 		return nil
 	}
-	return printStreamInfo(a.stdout, info)
+	return streams.WriteInfoText(a.stdout, info)
 }
 
 // writeJSON writes v to w as indented JSON: the --json output of streams
@@ -174,53 +146,6 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
-}
-
-func printStreamInfo(w io.Writer, info *jetstream.StreamInfo) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	st := info.State
-	fmt.Fprintf(tw, "stream\t%s\n", info.Config.Name)
-	fmt.Fprintf(tw, "subjects\t%s\n", strings.Join(info.Config.Subjects, ", "))
-	fmt.Fprintf(tw, "replicas\t%d\n", info.Config.Replicas)
-	if c := info.Cluster; c != nil {
-		name := c.Name
-		if name == "" {
-			name = "(standalone)"
-		}
-		fmt.Fprintf(tw, "cluster\t%s\n", name)
-		fmt.Fprintf(tw, "leader\t%s\n", orNone(c.Leader))
-		for _, p := range c.Replicas {
-			state := "current"
-			switch {
-			case p.Offline:
-				state = "offline"
-			case !p.Current:
-				state = "catching up"
-			}
-			fmt.Fprintf(tw, "replica\t%s: %s, lag %d, active %v ago\n", p.Name, state, p.Lag, p.Active.Round(time.Millisecond))
-		}
-	}
-	fmt.Fprintf(tw, "messages\t%d\n", st.Msgs)
-	fmt.Fprintf(tw, "bytes\t%d\n", st.Bytes)
-	fmt.Fprintf(tw, "first seq\t%d%s\n", st.FirstSeq, at(st.FirstTime, st.Msgs))
-	fmt.Fprintf(tw, "last seq\t%d%s\n", st.LastSeq, at(st.LastTime, st.Msgs))
-	fmt.Fprintf(tw, "users\t%d\n", st.NumSubjects)
-	fmt.Fprintf(tw, "consumers\t%d\n", st.Consumers)
-	return tw.Flush()
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "(none)"
-	}
-	return s
-}
-
-func at(t time.Time, msgs uint64) string {
-	if msgs == 0 || t.IsZero() {
-		return ""
-	}
-	return " at " + t.UTC().Format(time.RFC3339)
 }
 
 func newSubjectCmd(a *app) *cobra.Command {

@@ -2,41 +2,17 @@ package main
 
 import (
 	"fmt"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/herald-push/herald/cmd/herald/internal/node"
 )
 
 // version is set at build time: go build -ldflags "-X main.version=v1.2.3".
 var version = "dev"
 
-// versionString is the version plus, when the binary was built from a
-// repository, its VCS revision (and "+dirty" for a modified tree).
-func versionString() string {
-	v := version
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return v
-	}
-	var rev, dirty string
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				dirty = "+dirty"
-			}
-		}
-	}
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
-	if rev != "" {
-		v += " (" + rev + dirty + ")"
-	}
-	return v
-}
+// versionString is version with the binary's VCS revision (node.Version).
+func versionString() string { return node.Version(version) }
 
 func newVersionCmd(a *app) *cobra.Command {
 	return &cobra.Command{

@@ -335,6 +335,33 @@ func (c *Client) Run(ctx context.Context) error {
 	return err
 }
 
+// Each runs the client and calls handle for each message, in seq order, on
+// the calling goroutine; a message handle returns nil for is processed
+// (Done). It returns when ctx ends (nil, or the final save's error), when
+// Run stops for good (its error), or when handle fails (that error, after
+// the client has stopped and saved the position of what was processed).
+func (c *Client) Each(ctx context.Context, handle func(Message) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(ctx) }()
+	var handleErr error
+	for m := range c.Messages() {
+		if handleErr != nil {
+			continue // Run is stopping; Messages closes when it has
+		}
+		if handleErr = handle(m); handleErr != nil {
+			cancel()
+			continue
+		}
+		m.Done()
+	}
+	if err := <-errc; err != nil {
+		return err
+	}
+	return handleErr
+}
+
 // loop connects until ctx ends (nil) or an attempt fails for good.
 func (c *Client) loop(ctx context.Context) error {
 	i, fails := 0, 0

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -609,5 +610,59 @@ func TestUpdatesAndDeletes(t *testing.T) {
 	if got[0].Op != "" || got[1].Op != herald.OpUpdate || got[1].Ref != "m-1" || got[1].Body != "v2" ||
 		got[2].Op != herald.OpDelete || got[2].Ref != "m-1" || !(got[0].Seq < got[1].Seq && got[1].Seq < got[2].Seq) {
 		t.Fatalf("messages %+v", got)
+	}
+}
+
+// TestEach: Each hands every message to the handler in order, marks each
+// processed, and returns the handler's error after the client stopped and
+// saved the position of the messages before it.
+func TestEach(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, config.DeliveryLive, nil)
+	e := h.newEdge(t)
+	// A new device gets what is published after it connects: publish then.
+	published := make(chan []uint64, 1)
+	var once sync.Once
+	onEvent := func(ev client.Event) {
+		if ev.Kind != client.EventConnected {
+			return
+		}
+		once.Do(func() {
+			go func() {
+				var seqs []uint64
+				for i := range 5 {
+					seq, err := h.publish("alice", fmt.Sprintf("m%d", i))
+					if err != nil {
+						break
+					}
+					seqs = append(seqs, seq)
+				}
+				published <- seqs
+			}()
+		})
+	}
+	store := &client.MemoryStore{}
+	c, err := client.New(client.Options{URLs: []string{e.url}, Device: "each", Token: tokens("alice", "each"), Store: store, OnEvent: onEvent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := errors.New("enough")
+	var got []uint64
+	err = c.Each(context.Background(), func(m client.Message) error {
+		if len(got) == 3 {
+			return stop
+		}
+		got = append(got, m.Seq)
+		return nil
+	})
+	if !errors.Is(err, stop) {
+		t.Fatalf("Each = %v, want the handler's error", err)
+	}
+	want := <-published
+	if len(want) != 5 || !slices.Equal(got, want[:3]) {
+		t.Fatalf("handled %v, want the first 3 of %v", got, want)
+	}
+	if pos, err := store.Load(context.Background()); err != nil || pos != want[2] {
+		t.Fatalf("saved position %d, %v; want %d", pos, err, want[2])
 	}
 }

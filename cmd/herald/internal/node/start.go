@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -123,4 +124,42 @@ func StartNATS(cfg *config.Config, producer embedded.User, log *slog.Logger) (*s
 		return nil, fmt.Errorf("cmd: nats.embedded_listen %s: %w", cfg.NATS.Embedded, err)
 	}
 	return srv, nil
+}
+
+// RunRoles runs one or both roles (herald ingest, herald edge) against an
+// external NATS, connecting (and reconnecting) forever, until ctx ends.
+// It does not create the stream: /readyz answers 503 until `herald streams
+// apply` has run. listening is called once it accepts requests, with the
+// bound address and its URL.
+func RunRoles(ctx context.Context, cfg config.Config, roles Roles, version string, log *slog.Logger, listening func(addr net.Addr, url string)) error {
+	if err := Preflight(&cfg, roles); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("node: listen: %w", err)
+	}
+	defer ln.Close()
+	conn, err := Connect(&cfg, "herald-"+roles.String(), log, nil, nats.RetryOnFailedConnect(true))
+	if err != nil {
+		return err
+	}
+	defer conn.Drain(cfg.Edge.ShutdownTimeout)
+	n, err := New(cfg, conn.NC, roles, log, NewRegistry(roles.String(), version))
+	if err != nil {
+		return err
+	}
+	if conn.NC.IsConnected() {
+		problem := ""
+		if err := n.CheckReady(ctx); err != nil {
+			problem = err.Error()
+		}
+		n.NoteReady(problem)
+	} else {
+		log.Warn("NATS is not reachable yet; retrying", "url", cfg.NATS.ServerURL())
+	}
+	url := BaseURL(HTTPScheme(&cfg), ln.Addr())
+	log.Info("listening", "addr", url, "delivery", cfg.Edge.Delivery)
+	listening(ln.Addr(), url)
+	return n.Run(ctx, ln)
 }
