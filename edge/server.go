@@ -321,21 +321,15 @@ func (s *Server) overUserLimit(user string) bool {
 }
 
 // serveSession runs an admitted session over out, its transport: it
-// counts the connection, sends the welcome, calls run (the transport's
+// counts the connection, sends the welcome (with the user's read
+// position, read after the session joined its user's control subject, so
+// that a later move arrives as a read frame), calls run (the transport's
 // loop) until the session has ended, then closes the feed, which keeps
 // the device's position, and counts the close.
 func (s *Server) serveSession(ss *session, out transport, name string, run func()) {
-	s.metrics.conns[name].Inc()
-	s.welcome(ss, out)
-	run()
-	s.closed(ss, name)
-}
-
-// welcome sends an admitted session's welcome, with the user's read
-// position, read after the session joined its user's control subject (so
-// that a later move arrives as a read frame); a session that cannot take
-// it is closed.
-func (s *Server) welcome(ss *session, out transport) {
+	conns := s.metrics.conns[name]
+	conns.Inc()
+	defer conns.Dec()
 	var read uint64
 	if s.reads != nil && ss.ctx.Err() == nil {
 		var err error
@@ -347,15 +341,10 @@ func (s *Server) welcome(ss *session, out transport) {
 	if !out.write(kindWelcome, 0, ss.codec.welcome(ss.dev, ss.start, read)) || !out.flush() {
 		ss.close(CloseSlow)
 	}
-}
-
-// closed closes the feed of a session of transport name that has ended,
-// which keeps the device's position, and counts the close.
-func (s *Server) closed(ss *session, name string) {
+	run()
 	_ = ss.feed.Close()
 	reason := ss.closeReason()
 	s.metrics.closed(reason)
-	s.metrics.conns[name].Dec()
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
 		ss.log().Debug("session closed", "transport", name, "reason", reason.Text())
 	}
@@ -427,34 +416,24 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, cr connRequest,
 		return
 	}
 	handedOff = true
-	// Everything up to the reader runs here, on the handler's goroutine:
-	// the welcome's store read and write, the timers, the pump's start.
-	// They need a deeper stack than an idle reader, and the session's
-	// goroutine would keep the stack they grew for as long as it lives
-	// (4 KiB instead of 2 per connection).
-	s.metrics.conns[spec.name].Inc()
-	if s.overUserLimit(cr.dev.User) {
-		ss.close(CloseTooMany) // the welcome is not sent; the close frame says 4009
-	}
-	s.welcome(ss, c)
-	c.start(cr.expires)
-	go c.readLoop(func() { s.endWS(ss, c, spec.name, release) })
+	go s.serveWS(ss, c, cr, spec.name, release)
 }
 
 // wsReadBuffer is the size of a WebSocket connection's read buffer.
 const wsReadBuffer = 256
 
-// endWS finishes a WebSocket session once its reader has returned. The
-// reader runs on a goroutine of its own, owned by the Server (admit put
-// the session in s.wg; Shutdown waits for it), and the HTTP handler
-// returns once it started it, so that net/http lets go of the hijacked
-// connection's request and its 4 KiB response buffer, which it would
-// otherwise keep for as long as the socket is open.
-func (s *Server) endWS(ss *session, c *wsConn, name string, releaseGate func()) {
-	c.finish()
-	s.closed(ss, name)
-	s.release(ss)
-	releaseGate()
+// serveWS runs an admitted WebSocket session to its end on a goroutine of
+// its own, owned by the Server (admit put it in s.wg; Shutdown waits for
+// it). The HTTP handler returns at once, so that net/http lets go of the
+// hijacked connection's request and its 4 KiB response buffer, which it
+// would otherwise keep for as long as the socket is open.
+func (s *Server) serveWS(ss *session, c *wsConn, cr connRequest, name string, releaseGate func()) {
+	defer releaseGate()
+	defer s.release(ss)
+	if s.overUserLimit(cr.dev.User) {
+		ss.close(CloseTooMany) // the welcome is not sent; the close frame says 4009
+	}
+	s.serveSession(ss, c, name, func() { c.run(cr.expires) })
 }
 
 func (s *Server) userConns(user string) int {

@@ -99,8 +99,7 @@ func BenchmarkSessionWrite(b *testing.B) {
 		c := newWSConn(ss, conn, nil, wsOptions{
 			writeTimeout: 10 * time.Second, pingInterval: time.Minute, idleTimeout: time.Minute, maxFrameBytes: 4096,
 		})
-		c.start(time.Time{})
-		c.readLoop(c.finish)
+		c.run(time.Time{})
 	}))
 	defer hs.Close()
 	feed = &benchFeed{payload: payload, n: uint64(b.N), window: 256, at: time.Now()}

@@ -31,13 +31,9 @@ type wsConn struct {
 	wmu sync.Mutex // held across each data frame's write (the pump's, the reader's error frames) and the closing frames
 	top uint64     // ntfy: the highest seq written since the last flush; under wmu
 
-	pingMu      sync.Mutex // held across a ping, so that finish can wait for one in flight
+	pingMu      sync.Mutex // held across a ping, so that run can wait for one in flight
 	ping        *time.Timer
 	pingStopped bool
-
-	expiry *time.Timer // the token's expiry; nil when it does not expire
-	pump   *pumper     // set by start
-	small  []byte      // the reader's buffer for client frames, made at the first
 }
 
 type wsOptions struct {
@@ -111,35 +107,30 @@ func (c *wsConn) flush() bool {
 	return true
 }
 
-// start starts the session, once its welcome is out: the pings, the
-// token's expiry (expires) and the pump, which runs only while there is
-// something to write. Then the session's goroutine runs readLoop, which
-// returns when the socket fails or is closed and ends the session
-// whichever it was, and finish.
-func (c *wsConn) start(expires time.Time) {
+// run serves the session until it has ended, the close frame is out
+// (bounded by a short deadline), the socket is closed and every goroutine
+// it started has stopped. expires is when the token expires. The calling
+// goroutine reads client frames; the pump runs only while there is
+// something to write.
+func (c *wsConn) run(expires time.Time) {
 	if !expires.IsZero() {
-		c.expiry = time.AfterFunc(time.Until(expires), func() { c.s.close(CloseUnauthorized) })
+		t := time.AfterFunc(time.Until(expires), func() { c.s.close(CloseUnauthorized) })
+		defer t.Stop()
 	}
 	c.pingMu.Lock()
 	c.ping = time.AfterFunc(c.opts.pingInterval, c.sendPing)
 	c.pingMu.Unlock()
-	c.setReaders()
-	c.pump = newPumper(c.s, c, c.s.feed, c.end)
+	defer c.stopPings()
+
+	p := newPumper(c.s, c, c.s.feed, c.end)
 	// A close from now on kicks the pump, which closes the socket; one
 	// before finds the context canceled at the first kick.
-	c.s.setOnClose(c.pump.kick)
-	c.pump.kick()
-}
-
-// finish waits, after readLoop, until the close frame is out (bounded by
-// a short deadline), the socket is closed and every goroutine the session
-// started has stopped.
-func (c *wsConn) finish() {
-	<-c.pump.done
-	c.stopPings()
-	if c.expiry != nil {
-		c.expiry.Stop()
-	}
+	c.s.setOnClose(p.kick)
+	p.kick()
+	// The reader returns when the socket fails or is closed, and ends the
+	// session whichever it was.
+	c.readLoop()
+	<-p.done
 }
 
 // end sends the close frame and closes the socket, which unblocks the
@@ -216,67 +207,42 @@ func (c *wsConn) writeClose() {
 	_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(r.Code(), r.Text()), deadline)
 }
 
-// readLoop reads client frames until the socket fails or is closed, or a
-// frame ends the session, and then calls after. Any frame or pong proves
-// liveness; a frame over the limit closes the session with 1009.
-//
-// It is the session goroutine's first function, and the one that waits
-// in NextReader: with nothing else on the stack while it waits, an idle
-// connection's goroutine keeps the smallest stack (2 KiB, not 4). What
-// needs more runs in start before, or in after and readOne.
-func (c *wsConn) readLoop(after func()) {
+// readLoop reads client frames. Any frame or pong proves liveness; a frame
+// over the limit closes the session with 1009.
+func (c *wsConn) readLoop() {
+	idle := func() { _ = c.conn.SetReadDeadline(time.Now().Add(c.opts.idleTimeout)) }
+	idle()
+	c.conn.SetPongHandler(func(string) error { idle(); return nil })
+	c.conn.SetPingHandler(func(data string) error {
+		idle()
+		_ = c.conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		return nil
+	})
+	// Client frames are acks of a few dozen bytes: a small buffer takes
+	// them, and a larger one (up to the limit) is made only for a larger
+	// frame, so that an idle connection does not hold max_frame_bytes.
+	small := make([]byte, min(smallFrame, c.opts.maxFrameBytes+1))
 	for {
 		kind, r, err := c.conn.NextReader()
 		if err != nil {
 			c.s.close(CloseClientGone)
-			break
+			return
 		}
-		if !c.readOne(kind, r) {
-			break
+		idle()
+		frame, err := readFrame(r, small, c.opts.maxFrameBytes)
+		switch {
+		case errors.Is(err, errFrameTooBig):
+			c.s.close(CloseFrameTooBig)
+			return
+		case err != nil:
+			c.s.close(CloseClientGone)
+			return
 		}
-	}
-	after()
-}
-
-// setReaders sets the idle deadline and the handlers of pings and pongs.
-func (c *wsConn) setReaders() {
-	c.idle()
-	c.conn.SetPongHandler(func(string) error { c.idle(); return nil })
-	c.conn.SetPingHandler(func(data string) error {
-		c.idle()
-		_ = c.conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
-		return nil
-	})
-}
-
-// idle moves the read deadline: the client sent something.
-func (c *wsConn) idle() { _ = c.conn.SetReadDeadline(time.Now().Add(c.opts.idleTimeout)) }
-
-// readOne reads and applies the frame of kind in r; false when the
-// session ended.
-//
-//go:noinline
-func (c *wsConn) readOne(kind int, r io.Reader) bool {
-	c.idle()
-	// Client frames are acks of a few dozen bytes: a small buffer takes
-	// them, and a larger one (up to the limit) is made only for a larger
-	// frame, so that an idle connection does not hold max_frame_bytes.
-	if c.small == nil {
-		c.small = make([]byte, min(smallFrame, c.opts.maxFrameBytes+1))
-	}
-	frame, err := readFrame(r, c.small, c.opts.maxFrameBytes)
-	switch {
-	case errors.Is(err, errFrameTooBig):
-		c.s.close(CloseFrameTooBig)
-		return false
-	case err != nil:
-		c.s.close(CloseClientGone)
-		return false
-	}
-	if (kind == websocket.TextMessage || kind == websocket.BinaryMessage) && !c.opts.ntfy {
+		if (kind != websocket.TextMessage && kind != websocket.BinaryMessage) || c.opts.ntfy {
+			continue
+		}
 		c.s.handleFrame(c, frame)
 	}
-	return true
 }
 
 // smallFrame is the size of a connection's buffer for client frames.
