@@ -124,7 +124,7 @@ func New(opts Options) (*Server, error) {
 			HandshakeTimeout: 10 * time.Second,
 			// Client frames are acks of a few dozen bytes: a 256 B read
 			// buffer takes them (larger frames pass through it), and
-			// net/http's 4 KiB one is let go with the handler (endWS).
+			// net/http's 4 KiB one is let go with the handler (serveWS).
 			// The write buffer comes from a pool for each write, so an
 			// idle connection holds none.
 			ReadBufferSize:  wsReadBuffer,
@@ -378,7 +378,7 @@ type wsSpec struct {
 // its session; release gives back the connection slot Gate took, once the
 // session has ended or the request was refused.
 func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, cr connRequest, release func(), spec wsSpec) {
-	handedOff := false // endWS releases the gate once the session ends
+	handedOff := false // serveWS releases the gate once the session ends
 	defer func() {
 		if !handedOff {
 			release()
