@@ -100,9 +100,14 @@ func decodeMessage(del Delivery) []byte {
 // decodeMessage makes, byte for byte (TestSpliceMatchesDecode,
 // FuzzSpliceMessage). false when payload is not a JSON object with fields,
 // or seq is 0 (which the envelope omits; no stored message has it).
+//
+// The header that marks a payload as Encode's can be forged by a producer
+// that publishes straight to NATS, so the payload must also be valid JSON
+// whose top-level keys are envelope fields: a frame never carries a "type"
+// or "seq" of the producer's, nor broken JSON. Anything else is decoded.
 func spliceMessage(payload []byte, seq uint64) ([]byte, bool) {
 	n := len(payload)
-	if seq == 0 || n < 3 || payload[0] != '{' || payload[n-1] != '}' {
+	if seq == 0 || n < 3 || payload[0] != '{' || payload[n-1] != '}' || !envelopeKeys(payload) || !json.Valid(payload) {
 		return nil, false
 	}
 	b := make([]byte, 0, len(messagePrefix)+n+len(`,"seq":}`)+20)
@@ -111,6 +116,56 @@ func spliceMessage(payload []byte, seq uint64) ([]byte, bool) {
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendUint(b, seq, 10)
 	return append(b, '}'), true
+}
+
+// envelopeFields are the top-level keys of a stored envelope.
+var envelopeFields = map[string]bool{
+	"id": true, "user": true, "time": true, "title": true, "body": true, "priority": true,
+	"tags": true, "data": true, "ref": true, "op": true, "expires": true,
+}
+
+// envelopeKeys reports whether the JSON object b has keys and every
+// top-level one is an envelope field (a key with an escape is not). It reads
+// each byte once and does not validate b; the caller does.
+func envelopeKeys(b []byte) bool {
+	depth, inString := 0, false
+	expectKey, keys := false, 0
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			if depth == 1 && expectKey {
+				end := i + 1
+				for end < len(b) && b[end] != '"' && b[end] != '\\' {
+					end++
+				}
+				if end >= len(b) || b[end] != '"' || !envelopeFields[string(b[i+1:end])] {
+					return false
+				}
+				i, expectKey = end, false
+				keys++
+				continue
+			}
+			inString = true
+		case '{', '[':
+			depth++
+			expectKey = depth == 1 && c == '{'
+		case '}', ']':
+			depth--
+		case ',':
+			expectKey = depth == 1
+		}
+	}
+	return keys > 0
 }
 
 // messagePrefix opens a message frame, before the envelope's fields.

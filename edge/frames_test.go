@@ -89,7 +89,10 @@ func TestSpliceMatchesDecode(t *testing.T) {
 func TestSpliceFallsBack(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
-	for _, p := range []string{"", "{}", "plain text", `["a"]`} {
+	// A forged mark on what ingest never writes: broken JSON, or a key of
+	// the frame's own ("type", "seq") or of nothing Herald stores.
+	for _, p := range []string{"", "{}", "plain text", `["a"]`, `{"body":"x"`, `{"body":"x"}}`,
+		`{"body":"x","type":"welcome"}`, `{"seq":1,"body":"x"}`, `{"body":"x","from":3}`, `{"b\u006fdy":"x"}`} {
 		d := Delivery{Seq: 7, Payload: []byte(p), Time: at, encoded: true}
 		if got, want := string(encodeMessage(d)), string(decodeMessage(d)); got != want {
 			t.Errorf("payload %q: got %s, want %s", p, got, want)
@@ -120,6 +123,33 @@ func FuzzSpliceMessage(f *testing.F) {
 			t.Skip()
 		}
 		checkSplice(t, payload, seq, at)
+	})
+}
+
+// FuzzSpliceForged: a payload with a forged mark is spliced only when the
+// frame is valid JSON whose keys are the frame's type and seq plus
+// envelope fields; anything else gives the decoded frame.
+func FuzzSpliceForged(f *testing.F) {
+	for _, s := range []string{`{"body":"x"}`, `{"body":"x","type":"welcome"}`, `{"data":{"type":1},"body":"\""}`, `{"body":"x"`, `{,}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		frame, ok := spliceMessage(payload, 7)
+		if !ok {
+			return
+		}
+		var top map[string]json.RawMessage
+		if err := json.Unmarshal(frame, &top); err != nil {
+			t.Fatalf("spliced %q into invalid JSON %q: %v", payload, frame, err)
+		}
+		if string(top["type"]) != `"message"` || string(top["seq"]) != "7" {
+			t.Fatalf("spliced %q: type %s, seq %s", payload, top["type"], top["seq"])
+		}
+		for k := range top {
+			if k != "type" && k != "seq" && !envelopeFields[k] {
+				t.Fatalf("spliced %q with key %q", payload, k)
+			}
+		}
 	})
 }
 
