@@ -124,14 +124,6 @@ func durationField(raw json.RawMessage, name string) (d time.Duration, ok bool, 
 	return d, true, nil
 }
 
-// scheduled is the answer to a scheduled publish: the message has no seq
-// until it is stored, at deliver_at.
-type scheduled struct {
-	ID        string    `json:"id"`
-	DeliverAt time.Time `json:"deliver_at"`
-	Duplicate bool      `json:"duplicate,omitempty"`
-}
-
 // update handles PUT /v1/users/{user}/messages/{id}: a publish (the body
 // as for POST) with ref = id and op = update.
 func (h *Handler) update(w http.ResponseWriter, r *http.Request) (string, error) {

@@ -42,18 +42,6 @@ type input struct {
 	DeliverAt string          `json:"deliver_at"`
 }
 
-// Published is the result of a single publish, and the JSON answer of
-// POST /v1/users/{user}/messages.
-type Published struct {
-	ID   string `json:"id"`
-	Seq  uint64 `json:"seq"`
-	User string `json:"user"`
-	// Time is the stored message's time; nil for a duplicate whose
-	// first copy could not be read.
-	Time      *time.Time `json:"time,omitempty"`
-	Duplicate bool       `json:"duplicate,omitempty"`
-}
-
 // Message is one message for Publish: the fields of a JSON publish (SPEC
 // §3 and §10), checked by the same rules.
 type Message struct {
@@ -128,7 +116,7 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, user string, i
 	case err != nil:
 		return "", err
 	case sched:
-		herald.WriteJSON(w, http.StatusAccepted, scheduled{ID: res.ID, DeliverAt: *res.Time, Duplicate: res.Duplicate})
+		herald.WriteJSON(w, http.StatusAccepted, res)
 	case res.Duplicate:
 		herald.WriteJSON(w, http.StatusOK, res)
 	default:
@@ -146,11 +134,10 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, user string, i
 // own credentials). Errors are *herald.Error as a single publish answers
 // them: 400 invalid_user or invalid_message, 413, 503 with Retry-After. A
 // duplicate id returns the first message's seq with Duplicate set; a
-// scheduled message (m.DeliverAt) returns no seq, and Time is when it is
-// delivered.
-func (h *Handler) Publish(ctx context.Context, user string, m Message) (Published, error) {
+// scheduled message (m.DeliverAt) returns no seq, and DeliverAt.
+func (h *Handler) Publish(ctx context.Context, user string, m Message) (herald.Published, error) {
 	if err := streams.ValidateUser(user); err != nil {
-		return Published{}, herald.WrapError(herald.InvalidUser, err, err.Error())
+		return herald.Published{}, herald.WrapError(herald.InvalidUser, err, err.Error())
 	}
 	in := input{ID: m.ID, Title: m.Title, Body: m.Body, Priority: m.Priority, Tags: m.Tags, Data: m.Data, Ref: m.Ref, Op: m.Op}
 	if !m.DeliverAt.IsZero() {
@@ -168,21 +155,21 @@ func (h *Handler) BodyLimit() int64 { return h.singleLimit }
 // store writes the message in of user and awaits its ack; key is the
 // Idempotency-Key header ("" when absent), d the request's lifecycle
 // headers, t the time of the request. sched is true for a scheduled
-// message: then res has no seq and its Time is the deliver_at.
-func (h *Handler) store(parent context.Context, user string, in input, key string, d defaults, t time.Time) (res Published, sched bool, err error) {
+// message: then res has no seq, only its id and DeliverAt.
+func (h *Handler) store(parent context.Context, user string, in input, key string, d defaults, t time.Time) (res herald.Published, sched bool, err error) {
 	env, msg, err := h.write(user, in, key, d, t)
 	if err != nil {
-		return Published{}, false, err
+		return herald.Published{}, false, err
 	}
 	if err := h.checkConnected(); err != nil {
-		return Published{}, false, err
+		return herald.Published{}, false, err
 	}
 	ctx, cancel := context.WithTimeout(parent, h.ingest.PublishTimeout)
 	defer cancel()
 	start := time.Now()
 	ack, err := h.pub.PublishMsg(ctx, msg)
 	if err != nil {
-		return Published{}, false, h.publishErr(user, err)
+		return herald.Published{}, false, h.publishErr(user, err)
 	}
 	h.metrics.publish.Observe(time.Since(start).Seconds())
 
@@ -193,13 +180,13 @@ func (h *Handler) store(parent context.Context, user string, in input, key strin
 		if !ack.Duplicate {
 			h.metrics.messages.Inc()
 		}
-		return Published{ID: env.ID, User: user, Time: &env.Time, Duplicate: ack.Duplicate}, true, nil
+		return herald.Published{ID: env.ID, DeliverAt: &env.Time, Duplicate: ack.Duplicate}, true, nil
 	}
-	res = Published{ID: env.ID, Seq: ack.Sequence, User: user, Time: &env.Time}
+	res = herald.Published{ID: env.ID, Seq: ack.Sequence, User: user, Time: &env.Time}
 	if ack.Duplicate {
 		orig, err := h.original(ctx, user, env.ID, ack.Sequence)
 		if err != nil {
-			return Published{}, false, err
+			return herald.Published{}, false, err
 		}
 		res.Time, res.Duplicate = orig, true
 		h.logStored(user, ack.Sequence, true)

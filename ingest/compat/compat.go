@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/herald-push/herald"
 	"github.com/herald-push/herald/ingest"
 	"github.com/herald-push/herald/streams"
 )
@@ -16,7 +17,7 @@ import (
 // single publish's checks and write. *ingest.Handler satisfies it.
 type Publisher interface {
 	Admit(key string) error
-	Publish(ctx context.Context, user string, m ingest.Message) (ingest.Published, error)
+	Publish(ctx context.Context, user string, m ingest.Message) (herald.Published, error)
 	BodyLimit() int64
 }
 

@@ -339,9 +339,12 @@ func (c *Handler) ntfyPublish(w http.ResponseWriter, ctx context.Context, n ntfy
 		return err
 	}
 	env := herald.Envelope{Seq: res.Seq, Title: m.Title, Body: m.Body, Priority: m.Priority, Tags: m.Tags, Data: m.Data}
-	if res.Time != nil {
+	switch {
+	case res.Time != nil:
 		env.Time = *res.Time
-	} else {
+	case res.DeliverAt != nil: // scheduled: ntfy answers with the time it is due
+		env.Time = *res.DeliverAt
+	default:
 		env.Time = time.Now()
 	}
 	herald.WriteJSON(w, http.StatusOK, herald.NtfyMessageOf(env, n.topic))
