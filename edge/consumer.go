@@ -574,6 +574,19 @@ func (f *consumerFeed) readMissing(ctx context.Context, seq uint64) ([]Delivery,
 		if err != nil {
 			return nil, fmt.Errorf("edge: read lost deliveries after %d: %w", f.lastStream, err)
 		}
+		if !found {
+			// The pulled message at seq is stored, so a replica that has
+			// nothing from here lags: ask the leader.
+			rctx, cancel := context.WithTimeout(ctx, f.timeout)
+			m, err = f.store.nextFromLeader(rctx, from, f.subject)
+			cancel()
+			switch {
+			case err == nil:
+				found = true
+			case !errors.Is(err, jetstream.ErrMsgNotFound):
+				return nil, fmt.Errorf("edge: read lost deliveries after %d from the leader: %w", f.lastStream, err)
+			}
+		}
 		if !found || m.Sequence >= seq {
 			break
 		}

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -313,13 +314,22 @@ func (f *liveFeed) nextNew(ctx context.Context) (d Delivery, ok bool, err error)
 			if err != nil {
 				return Delivery{}, false, err
 			}
+			if !found && f.misses >= maxMisses {
+				if m, found, err = f.readLeader(ctx, f.cursor+1); err != nil {
+					if err := f.missed(ctx); err != nil {
+						return Delivery{}, false, err
+					}
+					continue
+				}
+			}
 			switch {
 			case found && m.Sequence < h.seq:
 				f.misses, f.cursor = 0, m.Sequence
 				f.e.gapFills.Add(1)
 				return rawDelivery(m), true, nil
 			case found || f.misses >= maxMisses:
-				// Nothing is left before h: retention removed it.
+				// Nothing is left before h: retention removed it (the
+				// leader says so too).
 				f.held, f.misses, f.cursor = nil, 0, h.seq
 				return h.delivery(), true, nil
 			}
@@ -344,12 +354,20 @@ func (f *liveFeed) nextNew(ctx context.Context) (d Delivery, ok bool, err error)
 		if err != nil {
 			return Delivery{}, false, err
 		}
+		if !found && f.misses >= maxMisses {
+			if m, found, err = f.readLeader(ctx, f.cursor+1); err != nil {
+				if err := f.missed(ctx); err != nil {
+					return Delivery{}, false, err
+				}
+				continue
+			}
+		}
 		if found {
 			f.misses, f.cursor = 0, m.Sequence
 			return rawDelivery(m), true, nil
 		}
 		if f.misses >= maxMisses {
-			f.misses, f.checked = 0, hint // removed by retention
+			f.misses, f.checked = 0, hint // removed by retention: the leader has nothing either
 			continue
 		}
 		if err := f.missed(ctx); err != nil {
@@ -360,9 +378,28 @@ func (f *liveFeed) nextNew(ctx context.Context) (d Delivery, ok bool, err error)
 
 // missed backs off before reading a message known to be stored again.
 func (f *liveFeed) missed(ctx context.Context) error {
-	d := missBackoff << f.misses
+	d := missBackoff << min(f.misses, maxMisses)
 	f.misses++
 	return f.sleep(ctx, d)
+}
+
+// readLeader is read asked of the stream's leader, for a message that
+// replicas kept missing: a replica that lags behind the leader (one that
+// was stopped and came back, say) answers direct gets without the newest
+// messages, which must not be taken as removed by retention. found is
+// false only when the leader has nothing at or after seq either.
+func (f *liveFeed) readLeader(ctx context.Context, seq uint64) (*jetstream.RawStreamMsg, bool, error) {
+	rctx, cancel := context.WithTimeout(ctx, f.e.timeout)
+	defer cancel()
+	m, err := f.store.nextFromLeader(rctx, seq, f.subject)
+	switch {
+	case err == nil:
+		return m, true, nil
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return nil, false, nil
+	}
+	f.e.log.Warn("read from the stream leader failed, retrying", "user", streams.LogUser(f.dev.User), "device", f.dev.Device, "seq", seq, "err", err)
+	return nil, false, err
 }
 
 func rawDelivery(m *jetstream.RawStreamMsg) Delivery {

@@ -38,6 +38,13 @@ func (r storeReader) next(ctx context.Context, seq uint64, subject string) (*jet
 	return r.d.Next(ctx, seq, subject)
 }
 
+// nextFromLeader is next asked of the stream's leader (the message get
+// API), which holds every stored message: a direct get may be answered by
+// a replica that lags behind it.
+func (r storeReader) nextFromLeader(ctx context.Context, seq uint64, subject string) (*jetstream.RawStreamMsg, error) {
+	return r.s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+}
+
 // last returns the last message of subject; jetstream.ErrMsgNotFound when
 // there is none.
 func (r storeReader) last(ctx context.Context, subject string) (*jetstream.RawStreamMsg, error) {
