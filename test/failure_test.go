@@ -692,18 +692,6 @@ type device struct {
 	mu    sync.Mutex
 	conns [][]frame // message frames, per connection
 	last  uint64
-	cur   *websocket.Conn // the open connection; nil between connections
-}
-
-// drop closes the device's open connection, as a network change would; the
-// device reconnects with since = the last seq it saw.
-func (d *device) drop() {
-	d.mu.Lock()
-	c := d.cur
-	d.mu.Unlock()
-	if c != nil {
-		_ = c.Close()
-	}
 }
 
 func (d *device) connections() int {
@@ -816,13 +804,7 @@ func (d *device) session(ctx context.Context, conn *websocket.Conn) {
 	d.mu.Lock()
 	d.conns = append(d.conns, nil)
 	idx := len(d.conns) - 1
-	d.cur = conn
 	d.mu.Unlock()
-	defer func() {
-		d.mu.Lock()
-		d.cur = nil
-		d.mu.Unlock()
-	}()
 	for {
 		_, b, err := conn.ReadMessage()
 		if err != nil {
