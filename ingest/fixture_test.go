@@ -355,6 +355,4 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	})
 }
 
-func ptr[T any](v T) *T { return &v }
-
 func repeat(s string, n int) string { return strings.Repeat(s, n) }

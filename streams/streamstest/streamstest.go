@@ -121,14 +121,6 @@ func Apply(t testing.TB, nc *nats.Conn, c streams.Config) jetstream.Stream {
 	return s
 }
 
-// Cluster starts n clustered JetStream servers named S-1…S-n on random
-// loopback ports and waits until the meta leader is elected.
-func Cluster(t testing.TB, n int) []*server.Server {
-	t.Helper()
-	servers, _ := StartCluster(t, n)
-	return servers
-}
-
 // StartCluster is Cluster that also returns each server's options, for
 // Restart (same name, ports, routes and store).
 func StartCluster(t testing.TB, n int) ([]*server.Server, []*server.Options) {
