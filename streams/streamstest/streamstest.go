@@ -121,8 +121,10 @@ func Apply(t testing.TB, nc *nats.Conn, c streams.Config) jetstream.Stream {
 	return s
 }
 
-// StartCluster is Cluster that also returns each server's options, for
-// Restart (same name, ports, routes and store).
+// StartCluster starts n clustered JetStream servers named S-1…S-n on
+// random loopback ports, waits until the meta leader is elected, and
+// returns each server's options, for Restart (same name, ports, routes
+// and store).
 func StartCluster(t testing.TB, n int) ([]*server.Server, []*server.Options) {
 	t.Helper()
 	// The route ports are picked before the servers listen on them, so
